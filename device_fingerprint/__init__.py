@@ -1,0 +1,4 @@
+"""Device signals, stable device ids, device-to-subject binding and trust levels.
+
+Depends only on `crypto`.
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from ztgate.cli import main
+
+sys.exit(main())
