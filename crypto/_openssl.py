@@ -3,9 +3,10 @@
 Why this exists: `cryptography` has no SM2, and the pure-Python `gmssl` is slow
 and unsafe (predictable nonces, no C3 check). OpenSSL 3's own SM2 is the
 reference implementation that our interop peers use, draws its nonces from its
-DRBG, checks C3 on decryption, and measured ≈97-101% of `openssl speed sm2`
-through this binding (see docs/crypto.md). Only `crypto.sm2` may import this
-module: everything here deals in raw pointers and must be wrapped.
+DRBG, and checks C3 on decryption. Through this binding it runs at ≈75-100% of
+`openssl speed sm2` on the same machine (benchmarks/crypto.py; docs/crypto.md).
+Only `crypto.sm2` may import this module: everything here deals in raw pointers
+and must be wrapped.
 
 Rules kept here:
 - every pointer returned by OpenSSL is owned by exactly one Python object whose

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -47,13 +48,24 @@ def _b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _unb64u(value: object, name: str) -> bytes:
-    if not isinstance(value, str) or len(value) > 1024:
-        raise InvalidKey(f"JWK member {name!r} must be a base64url string")
+    """Strict base64url without padding (RFC 7515 §2); anything else is refused."""
+    if not isinstance(value, str) or len(value) > 1024 or not _B64URL.fullmatch(value):
+        raise InvalidKey(f"JWK member {name!r} must be an unpadded base64url string")
+    if len(value) % 4 == 1:
+        raise InvalidKey(f"JWK member {name!r} is not base64url")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except ValueError:
         raise InvalidKey(f"JWK member {name!r} is not base64url") from None
+
+
+def _check_encoding(encoding: str) -> None:
+    if encoding not in ("der", "raw"):
+        raise UnsupportedAlgorithm(f"unknown signature encoding {encoding!r}; use 'der' or 'raw'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +84,7 @@ class PublicKey:
         distinguishing_id: bytes = sm2.DEFAULT_ID,
     ) -> None:
         """Raise `InvalidSignature` unless valid. The ID applies to SM2 only."""
+        _check_encoding(encoding)
         key = self.native
         if isinstance(key, sm2.SM2PublicKey):
             key.verify(signature, data, encoding=encoding, distinguishing_id=distinguishing_id)
@@ -166,6 +179,7 @@ class PrivateKey:
         encoding: Encoding = "der",
         distinguishing_id: bytes = sm2.DEFAULT_ID,
     ) -> bytes:
+        _check_encoding(encoding)
         key = self.native
         if isinstance(key, sm2.SM2PrivateKey):
             return key.sign(data, encoding=encoding, distinguishing_id=distinguishing_id)

@@ -45,6 +45,11 @@ _SPKI_PREFIX: Final = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf55018
 _CURVE_BYTES: Final = b"".join(v.to_bytes(32, "big") for v in (A, B, GX, GY))
 
 
+def _check_encoding(encoding: str) -> None:
+    if encoding not in ("der", "raw"):
+        raise CryptoError(f"unknown encoding {encoding!r}; use 'der' or 'raw'")
+
+
 def _b32(v: int) -> bytes:
     return v.to_bytes(32, "big")
 
@@ -181,6 +186,7 @@ class SM2PublicKey:
         encoding: Encoding = "der",
     ) -> None:
         """Raise `InvalidSignature` unless `signature` is valid for `data`."""
+        _check_encoding(encoding)
         der = signature_to_der(signature) if encoding == "raw" else signature
         if encoding == "der":
             signature_to_raw(der)  # strict DER and range check before OpenSSL sees it
@@ -189,6 +195,7 @@ class SM2PublicKey:
 
     def encrypt(self, plaintext: bytes, *, encoding: Encoding = "der") -> bytes:
         """SM2 encryption (GB/T 32918.4 §6.1) with SM3; C1C3C2."""
+        _check_encoding(encoding)
         if not plaintext:
             raise CryptoError("SM2 cannot encrypt an empty message")
         if len(plaintext) > MAX_PLAINTEXT:
@@ -268,11 +275,13 @@ class SM2PrivateKey:
         encoding: Encoding = "der",
     ) -> bytes:
         """SM2 signature of `data` (GB/T 32918.2 §6.1) with a fresh DRBG nonce."""
+        _check_encoding(encoding)
         der = self._key.sign_digest(self._public.digest(data, distinguishing_id))
         return signature_to_raw(der) if encoding == "raw" else der
 
     def decrypt(self, ciphertext: bytes, *, encoding: Encoding = "der") -> bytes:
         """Decrypt C1C3C2; raise `InvalidCiphertext` on any tampering (C3 mismatch)."""
+        _check_encoding(encoding)
         if len(ciphertext) > MAX_PLAINTEXT + 256:
             raise InvalidCiphertext("ciphertext too large")
         der = ciphertext_to_der(ciphertext) if encoding == "raw" else ciphertext

@@ -247,3 +247,14 @@ def test_key_loaders_only_raise_invalid_key(data: bytes) -> None:
     for loader in (sm2.SM2PrivateKey.from_der, sm2.SM2PublicKey.from_der):
         with contextlib.suppress(InvalidKey):
             loader(data)
+
+
+@pytest.mark.parametrize("encoding", ["DER", "RAW", "pem", ""])
+def test_unknown_encoding_refused(key: sm2.SM2PrivateKey, encoding: str) -> None:
+    sig = key.sign(b"m")
+    with pytest.raises(CryptoError):
+        key.sign(b"m", encoding=encoding)  # type: ignore[arg-type]
+    with pytest.raises(CryptoError):
+        key.public_key().verify(sig, b"m", encoding=encoding)  # type: ignore[arg-type]
+    with pytest.raises(CryptoError):
+        key.public_key().encrypt(b"m", encoding=encoding)  # type: ignore[arg-type]
