@@ -5,12 +5,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES := openssl
+SYSTEM_PACKAGES := openssl chromium chromium-driver
 
 .PHONY: up test system-deps lint
 
 up: $(VENV)/.installed
-	$(BIN)/ztgate crypto selftest
+	$(BIN)/ztgate up
 
 test: system-deps $(VENV)/.installed-test lint
 	$(BIN)/pytest

@@ -27,7 +27,7 @@ CRYPTO_COMMANDS = [
 def test_top_level_help_lists_subcommands(ztgate: Run) -> None:
     proc = ztgate("--help")
     assert proc.returncode == 0
-    for name in ("crypto", "config", "version"):
+    for name in ("up", "crypto", "authn", "config", "version"):
         assert name in proc.stdout.decode()
 
 
@@ -166,3 +166,55 @@ def test_config_schema_is_json_schema(ztgate: Run) -> None:
         "ec-p256",
         "ed25519",
     ]
+
+
+def test_up_serves_until_sigterm(tmp_path: Path) -> None:
+    """`ztgate up` as an operator runs it: self-test, serve, stop cleanly on SIGTERM,
+    and keep its state (the admin token and signing keys survive a restart)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from authn.service.runner import free_port
+
+    port = free_port()
+    config = tmp_path / "ztgate.toml"
+    config.write_text(
+        f'[state]\ndir = "{tmp_path / "state"}"\n'
+        f'[authn]\nport = {port}\npublic_url = "http://localhost:{port}"\n'
+    )
+
+    def run_once() -> tuple[dict[str, object], str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ztgate", "--config", str(config), "up"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/.well-known/jwks.json"
+                    ) as r:
+                        jwks: dict[str, object] = json.load(r)
+                    break
+                except OSError:
+                    assert proc.poll() is None, proc.communicate()
+                    assert time.monotonic() < deadline, "ztgate up did not start serving"
+                    time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert f"on http://localhost:{port}".encode() in out
+        for line in err.decode().splitlines():  # logs are JSON lines
+            json.loads(line)
+        return jwks, (tmp_path / "state" / "admin-token").read_text()
+
+    first = run_once()
+    assert oct(os.stat(tmp_path / "state").st_mode & 0o777) == "0o700"
+    assert run_once() == first

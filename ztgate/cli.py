@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crypto.errors import CryptoError
-from ztgate import __version__, config, crypto_cli, logs
+from ztgate import __version__, authn_cli, config, crypto_cli, logs
 
 log = logging.getLogger("ztgate.cli")
 
@@ -53,7 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser(
+        "up",
+        help="run this node's services until Ctrl-C (today: the authentication service)",
+        description="Run the self-test, then every service this node is configured for, "
+        "on the embedded defaults unless --config says otherwise. Today that is the "
+        "authentication service ([authn] host/port, state in [state] dir).",
+    )
+    p.set_defaults(func=authn_cli.cmd_serve)
     crypto_cli.register(sub)
+    authn_cli.register(sub)
 
     cfg = sub.add_parser("config", help="validate the configuration file or print its schema")
     cfg_cmds = cfg.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
@@ -74,9 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         cfg = config.load(args.config)
+        args.cfg = cfg
         logs.configure(args.log_level or cfg.log.level)
         return func(args)
-    except (crypto_cli.CliError, CryptoError, config.ConfigError) as exc:
+    except (crypto_cli.CliError, CryptoError, config.ConfigError, OSError) as exc:
         print(f"ztgate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

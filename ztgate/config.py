@@ -8,7 +8,8 @@ file, rejects unknown keys, checks every type and allowed value, and raises a
 `json_schema` derives the published JSON Schema from the same dataclasses, so
 the schema and the validator cannot drift apart.
 
-Later layers add their sections as fields of `Config`.
+Later layers add their sections as fields of `Config`. A section checks rules
+that span fields in ``__post_init__``, raising ``ValueError("<field>: <problem>")``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from authn.config import AuthnConfig
 
 T = TypeVar("T")
 
@@ -59,6 +62,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     state: StateConfig = field(default_factory=StateConfig)
     crypto: CryptoConfig = field(default_factory=CryptoConfig)
+    authn: AuthnConfig = field(default_factory=AuthnConfig)
 
 
 MAX_FILE = 1024 * 1024
@@ -95,7 +99,11 @@ def from_dict(cls: type[T], doc: Any, prefix: str = "") -> T:
     for name in names & doc.keys():
         where = f"{prefix}.{name}" if prefix else name
         values[name] = _convert(hints[name], doc[name], where)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a section's cross-field check: "<field>: <problem>"
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(f"{prefix}.{key}" if prefix else key, problem) from None
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -1,0 +1,360 @@
+"""Users and their factors over HTTP: passwords, TOTP, WebAuthn passkeys.
+
+Every successful factor ends in a token response whose ``acr``/``amr`` say
+what was proven (`authn.acr`). A factor performed while presenting a token
+(step-up, RFC 9470) merges with that token's factors for the same subject.
+DPoP (RFC 9449 §5): a login request carrying a ``DPoP`` proof gets tokens
+bound to the proof's key; step-ups keep the binding of the presented token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+from aiohttp import web
+
+from authn import acr, passwords, stepup, throttle, totp, webauthn
+from authn.dpop import DPoPCheck, verify_proof
+from authn.errors import AuthnError, invalid_request, invalid_token
+from authn.service.http import (
+    client_address,
+    no_store,
+    read_json,
+    string_field,
+)
+from authn.service.state import AuthnState
+from authn.store import User
+from authn.tokens import VerifiedToken
+
+FIRST_PARTY_CLIENT = "ztgate-app"
+"""client_id of tokens issued to the bank's own (mobile) app."""
+STEP_UP_FOR_CREDENTIAL_CHANGES = stepup.StepUpRequirement(acr=acr.PASSKEY, max_age=300)
+
+STATE: web.AppKey[AuthnState] = web.AppKey("authn_state", AuthnState)
+routes = web.RouteTableDef()
+
+
+def _state(request: web.Request) -> AuthnState:
+    return request.app[STATE]
+
+
+def public_url(request: web.Request) -> str:
+    """The URL the client used, as DPoP's ``htu`` must match (RFC 9449 §4.3)."""
+    return _state(request).config.public_url.rstrip("/") + request.rel_url.path
+
+
+async def bearer(request: web.Request, *, optional: bool = False) -> VerifiedToken | None:
+    """The request's access token, verified (with its DPoP proof if bound)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        if optional:
+            return None
+        raise invalid_token("missing access token")
+    state = _state(request)
+    check = None
+    if scheme.lower() == "dpop":
+        proof = request.headers.get("DPoP", "")
+        check = DPoPCheck(proof, request.method, public_url(request), token.strip())
+    elif scheme.lower() != "bearer":
+        raise invalid_token("unsupported authorization scheme")
+    return await state.verifier.verify(token.strip(), audience=state.config.audience, dpop=check)
+
+
+async def _dpop_binding(request: web.Request) -> dict[str, str] | None:
+    proof = request.headers.get("DPoP")
+    if proof is None:
+        return None
+    check = DPoPCheck(proof, request.method, public_url(request))
+    jkt = await verify_proof(check, store=_state(request).store, now=time.time())
+    return {"jkt": jkt}
+
+
+async def _issue(
+    request: web.Request,
+    user: User,
+    methods: list[str],
+    previous: VerifiedToken | None,
+) -> web.Response:
+    """Tokens for `user` having just proven `methods` (merged with `previous`)."""
+    state = _state(request)
+    if previous is not None and previous.subject != user.subject:
+        raise AuthnError("subject_mismatch", "the factor belongs to another user", 403)
+    amr = acr.amr_for([*methods, *(previous.amr if previous else [])])
+    cnf = dict(previous.cnf) if previous and previous.cnf else await _dpop_binding(request)
+    response = await state.issuer.issue(
+        subject=user.subject,
+        client_id=FIRST_PARTY_CLIENT,
+        acr=acr.from_amr(amr) or acr.PWD,
+        amr=amr,
+        auth_time=int(time.time()),
+        cnf=cnf,
+    )
+    return no_store(web.json_response(response.to_json()))
+
+
+async def _user_of(state: AuthnState, token: VerifiedToken) -> User:
+    user = await state.store.get_user(token.subject)
+    if user is None or user.disabled:
+        raise invalid_token("unknown or disabled subject")
+    return user
+
+
+# -- users (admin) --------------------------------------------------------------
+
+
+def require_admin(request: web.Request) -> AuthnState:
+    """The state, if the request carries the admin bearer token (compared in constant time)."""
+    state = _state(request)
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not state.is_admin(presented.strip()):
+        raise AuthnError(
+            "unauthorized", "admin token required", 401, {"WWW-Authenticate": "Bearer"}
+        )
+    return state
+
+
+@routes.post("/v1/users")
+async def create_user(request: web.Request) -> web.Response:
+    state = require_admin(request)
+    doc = await read_json(request, required=("username",))
+    username = string_field(doc, "username", max_length=64)
+    if not username.isprintable() or username != username.strip():
+        raise invalid_request("username must be printable without surrounding spaces")
+    display_name = str(doc.get("display_name") or username)[:128]
+    kind = doc.get("kind", "customer")
+    if kind not in ("customer", "staff"):
+        raise invalid_request("kind must be 'customer' or 'staff'")
+    password = doc.get("password")
+    if password is not None:
+        passwords.normalize_password(string_field(doc, "password", max_length=256), state.passwords)
+    user = await state.store.create_user(username, display_name, kind)
+    if password is not None:
+        await passwords.set_user_password(state.store, user.subject, password, state.passwords)
+    return web.json_response({"subject": user.subject, "username": user.username}, status=201)
+
+
+# -- password -----------------------------------------------------------------------
+
+
+@routes.post("/v1/login/password")
+async def login_password(request: web.Request) -> web.Response:
+    state = _state(request)
+    doc = await read_json(request, required=("username", "password"))
+    username = string_field(doc, "username", max_length=64)
+    password = string_field(doc, "password", max_length=1024)
+    user = await state.store.get_user_by_username(username)
+    account = user.subject if user else username
+    source = client_address(request)
+    now = time.time()
+    await throttle.check(
+        state.store, account_key=account, source=source, now=now, policy=state.throttle
+    )
+    if not await passwords.verify_user_password(state.store, user, password, state.passwords):
+        await throttle.record_failure(
+            state.store, account_key=account, source=source, now=now, policy=state.throttle
+        )
+        raise AuthnError("invalid_credentials", "invalid username or password", 401)
+    assert user is not None
+    await throttle.record_success(state.store, account_key=account)
+    return await _issue(request, user, ["pwd"], None)
+
+
+# -- TOTP ---------------------------------------------------------------------------------
+
+
+@routes.post("/v1/totp/enroll")
+async def totp_enroll(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    await read_json(request)  # `{}`: no parameters, but a body must be well-formed
+    user = await _user_of(state, token)
+    # The label's account name is display only; ':' separates issuer and account there.
+    label = user.username.replace(":", "_")
+    uri = await totp.enroll(state.store, state.kek, subject=user.subject, account_name=label)
+    return no_store(web.json_response({"otpauth_uri": uri}))
+
+
+@routes.post("/v1/totp/confirm")
+async def totp_confirm(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    doc = await read_json(request, required=("code",))
+    code = string_field(doc, "code", max_length=16)
+    await totp.confirm(state.store, state.kek, subject=token.subject, code=code, now=time.time())
+    return web.json_response({"confirmed": True})
+
+
+@routes.post("/v1/login/totp")
+async def login_totp(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    user = await _user_of(state, token)
+    doc = await read_json(request, required=("code",))
+    code = string_field(doc, "code", max_length=16)
+    source, now, key = client_address(request), time.time(), "otp:" + user.subject
+    # A stolen password-level token must not buy unlimited guesses at a 6-digit code.
+    await throttle.check(
+        state.store, account_key=key, source=source, now=now, policy=state.throttle
+    )
+    try:
+        await totp.verify(state.store, state.kek, subject=user.subject, code=code, now=now)
+    except AuthnError as exc:
+        if exc.code == "invalid_otp":
+            await throttle.record_failure(
+                state.store, account_key=key, source=source, now=now, policy=state.throttle
+            )
+        raise
+    await throttle.record_success(state.store, account_key=key)
+    return await _issue(request, user, ["otp"], token)
+
+
+# -- WebAuthn -------------------------------------------------------------------------------
+
+
+@routes.post("/v1/webauthn/register/options")
+async def register_options(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    await read_json(request)  # `{}`: no parameters, but a body must be well-formed
+    user = await _user_of(state, token)
+    if await state.store.list_credentials(user.subject):
+        # Adding a passkey to an account that has one is a credential change.
+        stepup.check(
+            STEP_UP_FOR_CREDENTIAL_CHANGES,
+            token_acr=token.acr,
+            auth_time=token.auth_time,
+            now=time.time(),
+            scheme=_scheme(token),
+        )
+    challenge_id, options = await webauthn.registration_options(
+        state.store, state.webauthn, user=user, now=time.time()
+    )
+    return no_store(web.json_response({"challenge_id": challenge_id, "publicKey": options}))
+
+
+@routes.post("/v1/webauthn/register/verify")
+async def register_verify(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    user = await _user_of(state, token)
+    doc = await read_json(request, required=("challenge_id", "credential"))
+    credential = await webauthn.verify_registration(
+        state.store,
+        state.webauthn,
+        user=user,
+        challenge_id=string_field(doc, "challenge_id", max_length=128),
+        credential=_credential_field(doc),
+        now=time.time(),
+        name=str(doc.get("name") or "")[:64],
+    )
+    body = {"credential_id": _b64u(credential.credential_id)}
+    return web.json_response(body, status=201)
+
+
+@routes.post("/v1/webauthn/authenticate/options")
+async def authenticate_options(request: web.Request) -> web.Response:
+    state = _state(request)
+    doc = await read_json(request)
+    user = None
+    if doc.get("username") is not None:
+        user = await state.store.get_user_by_username(string_field(doc, "username", max_length=64))
+        # An unknown username gets discoverable options: the answer must not
+        # reveal whether the account exists.
+    challenge_id, options = await webauthn.authentication_options(
+        state.store, state.webauthn, user=user, now=time.time()
+    )
+    return no_store(web.json_response({"challenge_id": challenge_id, "publicKey": options}))
+
+
+@routes.post("/v1/webauthn/authenticate/verify")
+async def authenticate_verify(request: web.Request) -> web.Response:
+    state = _state(request)
+    previous = await bearer(request, optional=True)
+    doc = await read_json(request, required=("challenge_id", "credential"))
+    result = await webauthn.verify_authentication(
+        state.store,
+        state.webauthn,
+        challenge_id=string_field(doc, "challenge_id", max_length=128),
+        credential=_credential_field(doc),
+        now=time.time(),
+    )
+    user = await state.store.get_user(result.subject)
+    if user is None or user.disabled:
+        raise AuthnError("invalid_assertion", "unknown or disabled user", 401)
+    methods = ["hwk", "user"] if result.user_verified else ["hwk"]
+    return await _issue(request, user, methods, previous)
+
+
+@routes.get("/v1/webauthn/credentials")
+async def list_credentials(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    creds = await state.store.list_credentials(token.subject)
+    return web.json_response(
+        {
+            "credentials": [
+                {
+                    "credential_id": _b64u(c.credential_id),
+                    "name": c.name,
+                    "created_at": c.created_at,
+                    "last_used_at": c.last_used_at,
+                    "flagged": c.flagged,
+                }
+                for c in creds
+            ]
+        }
+    )
+
+
+@routes.delete("/v1/webauthn/credentials/{credential_id}")
+async def delete_credential(request: web.Request) -> web.Response:
+    state = _state(request)
+    token = await bearer(request)
+    assert token is not None
+    stepup.check(
+        STEP_UP_FOR_CREDENTIAL_CHANGES,
+        token_acr=token.acr,
+        auth_time=token.auth_time,
+        now=time.time(),
+        scheme=_scheme(token),
+    )
+    credential_id = _unb64u(request.match_info["credential_id"])
+    if not await webauthn.remove_credential(
+        state.store, subject=token.subject, credential_id=credential_id
+    ):
+        raise AuthnError("not_found", "no such credential", 404)
+    return web.Response(status=204)
+
+
+def _scheme(token: VerifiedToken) -> str:
+    return "DPoP" if token.cnf and "jkt" in token.cnf else "Bearer"
+
+
+def _credential_field(doc: dict[str, Any]) -> dict[str, Any]:
+    credential = doc.get("credential")
+    if not isinstance(credential, dict):
+        raise invalid_request("credential must be a JSON object")
+    return credential
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64u(text: str) -> bytes:
+    if len(text) > 1024:
+        raise invalid_request("credential id too long")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid_request("credential id is not base64url") from None
