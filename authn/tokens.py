@@ -26,9 +26,9 @@ digest, a dict lookup and the checks that must never be cached:
 - the audience asked for;
 - the DPoP proof (fresh ``jti`` each request) and the client certificate.
 
-The cache key is SM3 of the token (see `_cache_key` and benchmarks/authn.py
-for the measurement behind it): fixed-size keys, and no bearer credential
-kept in memory for minutes.
+The cache key is SM3 of the token (`_cache_key`): fixed-size keys, and no
+bearer credential kept in memory for minutes. It is ~60 % of a cached verify
+(benchmarks/authn.py measures ~200k cached verifies/s per core).
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ _SM3_BASE: Final = hashlib.new("sm3")
 
 
 def _cache_key(token: str) -> bytes:
-    """SM3(token) via OpenSSL's hashlib: ~1.7x faster than `crypto.sm3.digest`, whose
-    per-call context setup costs more than the hash itself on a 600-byte token."""
+    """SM3(token) by copying a prepared OpenSSL hashlib context: cheaper than
+    `crypto.sm3.digest`, whose per-call context setup costs more than the hash
+    itself on a 600-byte token."""
     h = _SM3_BASE.copy()
     h.update(token.encode("ascii"))
     return h.digest()
@@ -406,7 +407,8 @@ class TokenVerifier:
             proof_jkt = await verify_proof(
                 dpop, store=self._store, now=now, leeway=self._config.leeway
             )
-            if not hmac.compare_digest(proof_jkt.encode("ascii"), str(jkt).encode("ascii")):
+            expected = str(jkt).encode("ascii", "replace")  # no crash on a non-ASCII claim
+            if not hmac.compare_digest(proof_jkt.encode("ascii"), expected):
                 raise self._error("DPoP proof key does not match the token binding", True)
         elif dpop is not None:
             raise self._error("token is not DPoP-bound but was presented with DPoP", True)
@@ -459,7 +461,10 @@ class TokenVerifier:
         if exp - iat > self._config.access_ttl + leeway:  # keeps revocation pruning sound
             fail("token lifetime exceeds the maximum")
         kid, alg, key = used[-1]
-        frozen = _freeze(claims)
+        try:
+            frozen = _freeze(claims)
+        except RecursionError:  # json.loads nests deeper than Python recursion can follow
+            fail("malformed claims")
         cnf = frozen.get("cnf")
         verified = VerifiedToken(
             claims=frozen,
@@ -522,6 +527,8 @@ def _well_typed(claims: Mapping[str, Any]) -> bool:
         and all(isinstance(m, str) for m in amr)
         and isinstance(cnf, dict)
         and all(isinstance(v, str) for v in cnf.values())
+        # A confirmation method this verifier cannot check must not pass as a bearer token.
+        and ("cnf" not in claims or (bool(cnf) and cnf.keys() <= {"jkt", X5T_S256}))
     )
 
 
