@@ -1,0 +1,88 @@
+# METADATA
+# title: Partner (open-banking) routes
+# description: |
+#   A registered, active partner client with the route's scope, calling from
+#   one of its allowed networks, under an active, unexpired consent covering
+#   the resource the route names (route.params[consent_resource]), with risk
+#   below the threshold. The partner is looked up by client_id, never searched.
+package ztgate.partner
+
+import rego.v1
+
+import data.ztgate.common
+
+decision := result if {
+	input.version == "1"
+	entry := data.ztgate.config.routes[input.route.id]
+	entry.classification == "partner"
+	entry.api_product == input.route.api_product
+	settings := data.ztgate.config.classifications.partner
+	partner := object.get(data.ztgate.config.partners, input.identity.client_id, null)
+	consent := input.identity.consent
+	checks := object.union_n([
+		{
+			"identity:not_partner": input.identity.kind == "partner",
+			"identity:missing_scope": object.get(entry, "scope", null) in input.identity.scopes,
+			"risk:too_high": input.risk.score < object.get(entry, "risk_threshold", settings.risk_threshold),
+		},
+		client_checks(partner, input.request.client_address),
+		consent_checks(consent, entry),
+	])
+	allow := {
+		"reason": "allow:partner",
+		"obligations": {
+			"step_up": null,
+			"mask_profile": object.get(entry, "mask_profile", settings.mask_profile),
+			"headers": headers(consent),
+			"rate_limit_tier": tier(partner, settings.rate_limit_tier),
+			"audit": settings.audit,
+		},
+	}
+	result := common.decide(checks, {}, null, allow)
+}
+
+# Only an unknown client is reported as such; a known one is checked further.
+client_checks(partner, address) := {
+	"partner:inactive": partner.status == "active",
+	"partner:network_not_allowed": in_networks(partner.allowed_networks, address),
+} if {
+	is_object(partner)
+} else := {"partner:unknown_client": false}
+
+# net.cidr_contains raises an error (never returns false) on a malformed
+# address, so a bad address cannot become an allow: the evaluation fails and
+# the engine denies (policy:eval_error).
+in_networks(networks, address) if {
+	some cidr in networks
+	net.cidr_contains(cidr, address)
+} else := false
+
+consent_checks(consent, entry) := {
+	"consent:inactive": consent.status == "active",
+	"consent:expired": consent.expires_at > input.time.now,
+	"consent:resource_not_covered": covers(consent, entry),
+} if {
+	is_object(consent)
+} else := {"consent:missing": false}
+
+# Routes that name no resource need only an active consent (upstream filters
+# by the consent id it receives); others need the named parameter's value
+# among the consent's resources.
+covers(consent, entry) if {
+	not entry.consent_resource
+} else := resource in consent.resources if {
+	resource := object.get(object.get(input.route, "params", {}), entry.consent_resource, null)
+}
+
+# The partner's own rate-limit tier, if it has one.
+tier(partner, fallback) := partner.rate_limit_tier if {
+	is_string(partner.rate_limit_tier)
+} else := fallback
+
+# Upstream learns which consent the call is made under.
+headers(consent) := {
+	"x-ztgate-classification": "partner",
+	"x-ztgate-consent-id": consent.id,
+} if {
+	is_object(consent)
+} else := {"x-ztgate-classification": "partner"}
