@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Final
 
-__all__ = ["MANIFEST", "SIGNATURES", "Bundle", "BundleError"]
+__all__ = ["MANIFEST", "SIGNATURES", "Bundle", "BundleError", "read_tree"]
 
 MANIFEST: Final = ".manifest"
 SIGNATURES: Final = ".signatures.json"
@@ -102,27 +102,8 @@ class Bundle:
 
     @classmethod
     def from_dir(cls, directory: Path) -> Bundle:
-        """Load a bundle directory (dot-files other than the manifest and signatures skipped)."""
-        if not directory.is_dir():
-            raise BundleError(f"{directory}: not a directory")
-        files: dict[str, bytes] = {}
-        for path in sorted(directory.rglob("*")):
-            rel = path.relative_to(directory).as_posix()
-            if path.is_symlink():
-                raise BundleError(f"{rel}: symbolic links are not allowed")
-            if not path.is_file():
-                continue
-            if any(part.startswith(".") for part in PurePosixPath(rel).parts) and rel not in (
-                MANIFEST,
-                SIGNATURES,
-            ):
-                continue
-            if path.stat().st_size > MAX_FILE_SIZE:
-                raise BundleError(f"{rel}: larger than {MAX_FILE_SIZE} bytes")
-            files[rel] = path.read_bytes()
-            if len(files) > MAX_FILES:
-                raise BundleError(f"more than {MAX_FILES} files")
-        return cls.from_files(files)
+        """Load a bundle directory (see `read_tree`); it must hold a ``.manifest``."""
+        return cls.from_files(read_tree(directory))
 
     @classmethod
     def from_tarball(cls, data: bytes) -> Bundle:
@@ -163,6 +144,29 @@ class Bundle:
         return Bundle.from_files({**self.files, **extra})
 
 
+def read_tree(directory: Path) -> dict[str, bytes]:
+    """A bundle directory's files by bundle path, within the size limits. Dot-files
+    other than the manifest and the signatures are skipped; links are refused."""
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: not a directory")
+    files: dict[str, bytes] = {}
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory).as_posix()
+        if path.is_symlink():
+            raise BundleError(f"{rel}: symbolic links are not allowed")
+        if not path.is_file():
+            continue
+        hidden = any(part.startswith(".") for part in PurePosixPath(rel).parts)
+        if hidden and rel not in (MANIFEST, SIGNATURES):
+            continue
+        if path.stat().st_size > MAX_FILE_SIZE:
+            raise BundleError(f"{rel}: larger than {MAX_FILE_SIZE} bytes")
+        files[rel] = path.read_bytes()
+        if len(files) > MAX_FILES:
+            raise BundleError(f"more than {MAX_FILES} files")
+    return files
+
+
 def _check_path(path: str) -> str:
     clean = path.lstrip("/")
     parts = PurePosixPath(clean).parts
@@ -196,16 +200,9 @@ def _merge_at(target: dict[str, Any], parts: tuple[str, ...], doc: Any, path: st
         if not isinstance(child, dict):
             raise BundleError(f"{path}: conflicts with data at {'/'.join(parts)}")
         node = child
-    if not parts:
-        if not isinstance(doc, dict):
-            raise BundleError(f"{path}: the root data.json must be an object")
-        for key, value in doc.items():
-            if key in node:
-                raise BundleError(f"{path}: key {key!r} defined twice")
-            node[key] = value
-        return
     if not isinstance(doc, dict):
-        raise BundleError(f"{path}: data.json must be an object")
+        where = "the root data.json" if not parts else "data.json"
+        raise BundleError(f"{path}: {where} must be an object")
     for key, value in doc.items():
         if key in node:
             raise BundleError(f"{path}: key {key!r} defined twice")

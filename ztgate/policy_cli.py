@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from crypto import keys
 from crypto.errors import CryptoError
-from policy.bundle import MANIFEST, SIGNATURES, Bundle, BundleError
+from policy.bundle import MANIFEST, SIGNATURES, Bundle, BundleError, read_tree
 from policy.decision import Decision, deny
 from ztgate.crypto_cli import CliError
 
@@ -91,17 +91,10 @@ def load_bundle(path: Path | None) -> Bundle:
 
 def _source_files(directory: Path) -> dict[str, bytes]:
     """A bundle source tree's files (no manifest needed: `build` writes one)."""
-    if not directory.is_dir():
-        raise CliError(f"{directory}: not a directory")
-    files: dict[str, bytes] = {}
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory).as_posix()
-        if path.is_symlink():
-            raise CliError(f"{rel}: symbolic links are not allowed in a bundle")
-        hidden = any(p.startswith(".") for p in rel.split("/")) and rel != MANIFEST
-        if path.is_file() and not hidden:
-            files[rel] = _read(path, MAX_BUNDLE)
-    return files
+    try:
+        return read_tree(directory)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _engine(bundle: Bundle) -> EmbeddedEngine:

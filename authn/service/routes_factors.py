@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -46,14 +47,12 @@ def public_url(request: web.Request) -> str:
     return _state(request).config.public_url.rstrip("/") + request.rel_url.path
 
 
-async def bearer(request: web.Request, *, optional: bool = False) -> VerifiedToken | None:
-    """The request's access token, verified (with its DPoP proof if bound)."""
+async def optional_bearer(request: web.Request) -> VerifiedToken | None:
+    """The request's access token, verified (with its DPoP proof if bound); None if absent."""
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
     if not header:
-        if optional:
-            return None
-        raise invalid_token("missing access token")
+        return None
+    scheme, _, token = header.partition(" ")
     state = _state(request)
     check = None
     if scheme.lower() == "dpop":
@@ -62,6 +61,41 @@ async def bearer(request: web.Request, *, optional: bool = False) -> VerifiedTok
     elif scheme.lower() != "bearer":
         raise invalid_token("unsupported authorization scheme")
     return await state.verifier.verify(token.strip(), audience=state.config.audience, dpop=check)
+
+
+async def bearer(request: web.Request) -> VerifiedToken:
+    """The request's access token, verified; 401 ``invalid_token`` when absent."""
+    token = await optional_bearer(request)
+    if token is None:
+        raise invalid_token("missing access token")
+    return token
+
+
+async def _throttled(
+    state: AuthnState,
+    *,
+    account_key: str,
+    source: str,
+    now: float,
+    failure: str,
+    attempt: Callable[[], Awaitable[None]],
+) -> None:
+    """Run `attempt` under the account/source back-off (`authn.throttle`): refused while
+    backing off; an `AuthnError` with code `failure` counts against both; success
+    clears the account's count."""
+    limits = state.throttle
+    await throttle.check(
+        state.store, account_key=account_key, source=source, now=now, policy=limits
+    )
+    try:
+        await attempt()
+    except AuthnError as exc:
+        if exc.code == failure:
+            await throttle.record_failure(
+                state.store, account_key=account_key, source=source, now=now, policy=limits
+            )
+        raise
+    await throttle.record_success(state.store, account_key=account_key)
 
 
 async def _dpop_binding(request: web.Request) -> dict[str, str] | None:
@@ -147,19 +181,20 @@ async def login_password(request: web.Request) -> web.Response:
     username = string_field(doc, "username", max_length=64)
     password = string_field(doc, "password", max_length=1024)
     user = await state.store.get_user_by_username(username)
-    account = user.subject if user else username
-    source = client_address(request)
-    now = time.time()
-    await throttle.check(
-        state.store, account_key=account, source=source, now=now, policy=state.throttle
+
+    async def attempt() -> None:
+        if not await passwords.verify_user_password(state.store, user, password, state.passwords):
+            raise AuthnError("invalid_credentials", "invalid username or password", 401)
+
+    await _throttled(
+        state,
+        account_key=user.subject if user else username,
+        source=client_address(request),
+        now=time.time(),
+        failure="invalid_credentials",
+        attempt=attempt,
     )
-    if not await passwords.verify_user_password(state.store, user, password, state.passwords):
-        await throttle.record_failure(
-            state.store, account_key=account, source=source, now=now, policy=state.throttle
-        )
-        raise AuthnError("invalid_credentials", "invalid username or password", 401)
-    assert user is not None
-    await throttle.record_success(state.store, account_key=account)
+    assert user is not None  # verify_user_password is False for an unknown user
     return await _issue(request, user, ["pwd"], None)
 
 
@@ -170,7 +205,6 @@ async def login_password(request: web.Request) -> web.Response:
 async def totp_enroll(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     await read_json(request)  # `{}`: no parameters, but a body must be well-formed
     user = await _user_of(state, token)
     # The label's account name is display only; ':' separates issuer and account there.
@@ -183,7 +217,6 @@ async def totp_enroll(request: web.Request) -> web.Response:
 async def totp_confirm(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     doc = await read_json(request, required=("code",))
     code = string_field(doc, "code", max_length=16)
     await totp.confirm(state.store, state.kek, subject=token.subject, code=code, now=time.time())
@@ -194,24 +227,23 @@ async def totp_confirm(request: web.Request) -> web.Response:
 async def login_totp(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     user = await _user_of(state, token)
     doc = await read_json(request, required=("code",))
     code = string_field(doc, "code", max_length=16)
-    source, now, key = client_address(request), time.time(), "otp:" + user.subject
-    # A stolen password-level token must not buy unlimited guesses at a 6-digit code.
-    await throttle.check(
-        state.store, account_key=key, source=source, now=now, policy=state.throttle
-    )
-    try:
+    now = time.time()
+
+    async def attempt() -> None:
         await totp.verify(state.store, state.kek, subject=user.subject, code=code, now=now)
-    except AuthnError as exc:
-        if exc.code == "invalid_otp":
-            await throttle.record_failure(
-                state.store, account_key=key, source=source, now=now, policy=state.throttle
-            )
-        raise
-    await throttle.record_success(state.store, account_key=key)
+
+    # A stolen password-level token must not buy unlimited guesses at a 6-digit code.
+    await _throttled(
+        state,
+        account_key="otp:" + user.subject,
+        source=client_address(request),
+        now=now,
+        failure="invalid_otp",
+        attempt=attempt,
+    )
     return await _issue(request, user, ["otp"], token)
 
 
@@ -222,7 +254,6 @@ async def login_totp(request: web.Request) -> web.Response:
 async def register_options(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     await read_json(request)  # `{}`: no parameters, but a body must be well-formed
     user = await _user_of(state, token)
     if await state.store.list_credentials(user.subject):
@@ -244,7 +275,6 @@ async def register_options(request: web.Request) -> web.Response:
 async def register_verify(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     user = await _user_of(state, token)
     doc = await read_json(request, required=("challenge_id", "credential"))
     credential = await webauthn.verify_registration(
@@ -278,7 +308,7 @@ async def authenticate_options(request: web.Request) -> web.Response:
 @routes.post("/v1/webauthn/authenticate/verify")
 async def authenticate_verify(request: web.Request) -> web.Response:
     state = _state(request)
-    previous = await bearer(request, optional=True)
+    previous = await optional_bearer(request)
     doc = await read_json(request, required=("challenge_id", "credential"))
     result = await webauthn.verify_authentication(
         state.store,
@@ -298,7 +328,6 @@ async def authenticate_verify(request: web.Request) -> web.Response:
 async def list_credentials(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     creds = await state.store.list_credentials(token.subject)
     return web.json_response(
         {
@@ -320,7 +349,6 @@ async def list_credentials(request: web.Request) -> web.Response:
 async def delete_credential(request: web.Request) -> web.Response:
     state = _state(request)
     token = await bearer(request)
-    assert token is not None
     stepup.check(
         STEP_UP_FOR_CREDENTIAL_CHANGES,
         token_acr=token.acr,

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from authn import cnf
 from authn.errors import AuthnError
-
-
-def make_cert(cn: str) -> bytes:
-    """A real self-signed client certificate, DER."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
+from tests.authn.token_harness import make_cert
 
 CERT_A = make_cert("partner-a")
 CERT_B = make_cert("partner-b")
