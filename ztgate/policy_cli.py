@@ -362,7 +362,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "policy",
-        help="Rego policy tooling: test, check, eval, build/sign/verify bundles, diff",
+        help="Rego policy tooling: test, check, eval, build/sign/verify bundles, diff, serve",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
