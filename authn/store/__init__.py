@@ -97,7 +97,7 @@ async def _open_sqlite(path: str) -> SqliteDatabase:
     try:
         # busy_timeout first: switching to WAL itself may wait for another process.
         await conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
+        await _enable_wal(conn)
         await conn.execute("PRAGMA foreign_keys = ON")
         # synchronous stays FULL (the default): a revocation must survive power loss.
         db = SqliteDatabase(conn)
@@ -107,6 +107,26 @@ async def _open_sqlite(path: str) -> SqliteDatabase:
         await conn.close()
         raise
     return db
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """Switch to WAL, retrying while another process is switching the same new file.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at
+    once instead of calling the busy handler when waiting could deadlock (this
+    connection already holds a shared lock): several workers opening a new
+    database together hit it. Retried until the busy timeout is spent.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.01)
 
 
 def _create_private_file(path: Path) -> None:
