@@ -1,4 +1,4 @@
 """Device signals, stable device ids, device-to-subject binding and trust levels.
 
-Depends only on `crypto`.
+Depends only on `crypto` (and the storage drivers).
 """
