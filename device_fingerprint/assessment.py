@@ -7,11 +7,12 @@ scorer reads it and the gateway copies it into the policy input document's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["DeviceAssessment", "TrustLevel"]
+__all__ = ["DeviceAssessment", "DeviceObservation", "TrustLevel"]
 
 
 class TrustLevel(StrEnum):
@@ -40,6 +41,29 @@ _RANK = {
     TrustLevel.BOUND: 3,
     TrustLevel.BOUND_WITH_KEY: 4,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceObservation:
+    """What the edge saw of the device on one request: the assessor's input.
+
+    Only ``key_thumbprint`` is a proof; everything else is a client claim the
+    assessor weighs (and cross-checks against ``ja4``, which the edge measured).
+    """
+
+    subject: str | None
+    """The authenticated subject, or None for an anonymous request."""
+    client_ip: str
+    signals: bytes | None = None
+    """Raw collector payload (JSON text, web or mobile), unvalidated."""
+    key_thumbprint: str | None = None
+    """RFC 7638 thumbprint of a key whose possession this request proved (a DPoP
+    proof verified by `authn`); None when no such proof came with it."""
+    ja4: str | None = None
+    """JA4 fingerprint of the client's TLS hello, computed by Envoy."""
+    user_agent: str | None = None
+    client_hints: Mapping[str, str] = field(default_factory=dict)
+    """``sec-ch-ua*`` request headers, lower-case name → value."""
 
 
 @dataclass(frozen=True, slots=True)

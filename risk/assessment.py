@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["RiskAssessment"]
+from device_fingerprint.assessment import DeviceAssessment
+
+__all__ = ["RiskAssessment", "RiskObservation"]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskObservation:
+    """One request as the risk scorer sees it: its input."""
+
+    subject: str | None
+    client_ip: str
+    at: float
+    """Unix time of the request."""
+    device: DeviceAssessment
+    route_id: str
+    sensitive_operation: str | None = None
+    """E.g. ``transfer`` on routes whose policy data marks them sensitive."""
+    amount: Decimal | None = None
+    """The operation's amount, when it has one (transfers)."""
+    keystrokes: tuple[float, ...] | None = None
+    """Typing rhythm of the PIN/password just entered (hold and flight times in
+    milliseconds, in the SDK's documented order), when the SDK sent it."""
 
 
 @dataclass(frozen=True, slots=True)
