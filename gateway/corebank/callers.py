@@ -1,0 +1,95 @@
+"""Who is calling the core: the identity the edge vouches for, and how the core learns it.
+
+The edge removes every client-supplied ``x-ztgate-*`` header and re-issues its
+own: ``x-ztgate-subject`` (a customer id, a partner's client id or a staff id)
+together with ``x-ztgate-assertion``, a signed identity assertion. The core
+never trusts the subject header alone in production; it calls an injected
+`Authenticator` — ``async (request) -> Caller | None`` — so the verifier of
+signed assertions plugs in without touching a handler:
+
+* `trust_identity_headers` believes the headers as they stand. It exists for
+  tests and loopback development only, where nothing but the test (or a local
+  edge) can reach the port; `start_corebank` refuses it on a non-loopback bind.
+* the production authenticator verifies ``x-ztgate-assertion`` and builds the
+  same `Caller` from its claims (subject, kind, and for partners the consent).
+
+Partners act under a customer's consent. The consent itself (its grant, expiry
+and revocation) is the edge's business; the core only receives what it covers,
+``x-ztgate-consent: id=<consent id>; customer=<customer id>; accounts=<id>,<id>``,
+and refuses any account the consent does not list (defence in depth).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from aiohttp import web
+
+CallerKind = Literal["customer", "partner", "staff"]
+KINDS: Final[frozenset[str]] = frozenset({"customer", "partner", "staff"})
+
+SUBJECT_HEADER: Final = "x-ztgate-subject"
+KIND_HEADER: Final = "x-ztgate-subject-kind"
+ASSERTION_HEADER: Final = "x-ztgate-assertion"
+CONSENT_HEADER: Final = "x-ztgate-consent"
+
+MAX_CONSENT_ACCOUNTS: Final = 50
+_IDENT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_CONSENT: Final = re.compile(
+    r"id=(?P<id>[^;\s]+);\s*customer=(?P<customer>[^;\s]+);\s*accounts=(?P<accounts>[^;\s]+)"
+)
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a partner may touch: one customer's listed accounts."""
+
+    consent_id: str
+    customer_id: str
+    account_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str
+    kind: CallerKind
+    consent: Consent | None = None  # partners only
+
+
+Authenticator = Callable[[web.Request], Awaitable[Caller | None]]
+
+
+def valid_identifier(value: str) -> bool:
+    """Subjects, consent and account ids: short, printable, no separators."""
+    return _IDENT.fullmatch(value) is not None
+
+
+def parse_consent(value: str) -> Consent | None:
+    """The consent header's value, or None if it is malformed in any way."""
+    match = _CONSENT.fullmatch(value.strip())
+    if match is None:
+        return None
+    accounts = match["accounts"].split(",")
+    identifiers = [match["id"], match["customer"], *accounts]
+    if len(accounts) > MAX_CONSENT_ACCOUNTS or not all(map(valid_identifier, identifiers)):
+        return None
+    return Consent(match["id"], match["customer"], frozenset(accounts))
+
+
+async def trust_identity_headers(request: web.Request) -> Caller | None:
+    """The caller named by the edge's headers, unverified (tests and loopback only).
+
+    ``x-ztgate-subject-kind`` says which kind of subject it is; a partner without a
+    well-formed consent header is still a partner, but with no consent.
+    """
+    subject = request.headers.get(SUBJECT_HEADER, "")
+    kind = request.headers.get(KIND_HEADER, "")
+    if not valid_identifier(subject) or kind not in KINDS:
+        return None
+    if kind == "partner":
+        consent = parse_consent(request.headers.get(CONSENT_HEADER, ""))
+        return Caller(subject, "partner", consent)
+    return Caller(subject, "customer" if kind == "customer" else "staff")
