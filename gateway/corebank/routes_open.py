@@ -10,11 +10,11 @@ for the consenting customer (`gateway.corebank.callers`); anything else is 404.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from authn.errors import invalid_request
-from authn.service.http import read_json
 from gateway.corebank import views
 from gateway.corebank.callers import Caller
 from gateway.corebank.http import (
@@ -26,6 +26,7 @@ from gateway.corebank.http import (
     owned_account,
     owner_of,
     path_id,
+    read_object,
     require_caller,
     store,
     today_cst,
@@ -151,9 +152,9 @@ async def transactions(request: web.Request) -> web.Response:
         before=window.before,
     )
     links: dict[str, Any] = {"account": {"href": f"{BASE}/accounts/{found.account_id}"}}
-    if position:
-        href = f"{BASE}/accounts/{found.account_id}/transactions"
-        links["next"] = {"href": f"{href}?cursor={encode_cursor(position)}"}
+    if position:  # same window and page size, from where this page stopped
+        query = urlencode({**request.query, "cursor": encode_cursor(position)})
+        links["next"] = {"href": f"{BASE}/accounts/{found.account_id}/transactions?{query}"}
     return json_ok(
         {
             "account": {"bban": found.number, "currency": found.currency},
@@ -166,7 +167,7 @@ async def transactions(request: web.Request) -> web.Response:
 async def initiate_payment(request: web.Request) -> web.Response:
     caller = await require_caller(request, "partner")
     key = idempotency_key(request)
-    doc = await read_json(
+    doc = await read_object(
         request, required=("instructedAmount", "debtorAccount", "creditorAccount")
     )
     amount, debtor, creditor = (
