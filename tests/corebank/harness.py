@@ -18,22 +18,11 @@ from typing import Any
 import aiohttp
 
 from gateway.corebank import RunningCorebank, start_corebank, trust_identity_headers
+from tests.authn.service_harness import Reply
 
 AS_OF = date(2025, 6, 30)
 SEED = 42
 CUSTOMERS = 30
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-    headers: dict[str, str]
-    text: str
-
-    @property
-    def error(self) -> str | None:
-        return self.body.get("error") if isinstance(self.body, dict) else None
 
 
 def customer(subject: str) -> dict[str, str]:
