@@ -7,8 +7,9 @@ age and gender parity in the sequence number, and a correct MOD 11-2 check
 character; UnionPay card numbers (IIN 62) with Luhn check digits, expiry dates and
 CVNs; mobile numbers under real carrier prefixes; addresses in real districts.
 
-The same ``(seed, customers, as_of)`` always gives the same bank, byte for byte:
-one `random.Random` drives every choice, in a fixed order. Money is integer fen.
+The same ``(seed, customers, as_of)`` always gives the same bank (on one Python
+version: `random` promises stable sequences only within a version): one
+`random.Random` drives every choice, in a fixed order. Money is integer fen.
 """
 
 from __future__ import annotations

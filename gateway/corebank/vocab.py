@@ -1,8 +1,9 @@
 """The word lists the synthetic bank draws from: real places, common names, merchants.
 
 Administrative division codes are real GB/T 2260 district-level codes with the
-names of their province, city and district, so generated resident ID numbers
-and addresses agree with each other the way real ones do. Surnames carry rough
+names of their province, city and district (and a postal code of the district's
+area), so generated resident ID numbers and addresses agree with each other the
+way real ones do. Surnames carry rough
 relative frequencies (王, 李 and 张 are each about 7% of the population) and
 include the common compound surnames, which matter to masking: "keep the
 surname" must keep 欧阳 whole. Pinyin is carried alongside so that e-mail
