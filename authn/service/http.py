@@ -87,6 +87,8 @@ async def read_json(request: web.Request, *, required: tuple[str, ...] = ()) -> 
         doc = json.loads(raw) if raw else {}
     except (ValueError, UnicodeDecodeError):
         raise invalid_request("body is not valid JSON") from None
+    except RecursionError:  # the decoder recursed past Python's limit: ~1000 '['
+        raise invalid_request("JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise invalid_request("body must be a JSON object")
     if _depth(doc) > MAX_JSON_DEPTH:

@@ -25,7 +25,6 @@ from typing import Any, Final
 from aiohttp import web
 
 from authn.errors import AuthnError, invalid_request
-from authn.service.http import read_json
 from gateway.corebank.callers import Authenticator, Caller, CallerKind, valid_identifier
 from gateway.corebank.model import CST, Account
 from gateway.corebank.store import BankStore
@@ -103,15 +102,6 @@ def owner_of(caller: Caller) -> str:
     if caller.kind == "partner" and caller.consent is not None:
         return caller.consent.customer_id
     raise AuthnError("consent_required", "no valid consent accompanies this request", 403)
-
-
-async def read_object(request: web.Request, *, required: tuple[str, ...]) -> dict[str, Any]:
-    """The JSON object body (`authn.service.http.read_json`), also when the nesting is
-    deep enough to exhaust the decoder's recursion (which `read_json` lets escape)."""
-    try:
-        return await read_json(request, required=required)
-    except RecursionError:
-        raise invalid_request("JSON nested too deeply") from None
 
 
 def account_number(value: object, field: str) -> str:

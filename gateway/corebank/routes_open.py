@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from authn.errors import invalid_request
+from authn.service.http import read_json
 from gateway.corebank import views
 from gateway.corebank.callers import Caller
 from gateway.corebank.http import (
@@ -26,7 +27,6 @@ from gateway.corebank.http import (
     owned_account,
     owner_of,
     path_id,
-    read_object,
     require_caller,
     store,
     today_cst,
@@ -167,7 +167,7 @@ async def transactions(request: web.Request) -> web.Response:
 async def initiate_payment(request: web.Request) -> web.Response:
     caller = await require_caller(request, "partner")
     key = idempotency_key(request)
-    doc = await read_object(
+    doc = await read_json(
         request, required=("instructedAmount", "debtorAccount", "creditorAccount")
     )
     amount, debtor, creditor = (

@@ -14,6 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from authn.errors import AuthnError, invalid_request
+from authn.service.http import read_json
 from gateway.corebank import views
 from gateway.corebank.callers import Caller
 from gateway.corebank.http import (
@@ -25,7 +26,6 @@ from gateway.corebank.http import (
     not_found,
     owned_account,
     path_id,
-    read_object,
     require_caller,
     store,
     today_cst,
@@ -171,7 +171,7 @@ def outcome_response(outcome: Outcome, location: str | None) -> web.Response:
 async def create_transfer(request: web.Request) -> web.Response:
     caller = await require_caller(request, "customer")
     key = idempotency_key(request)
-    doc = await read_object(
+    doc = await read_json(
         request, required=("from_account_id", "to_account_number", "amount", "currency")
     )
     from_id = doc["from_account_id"]

@@ -57,7 +57,9 @@ async def test_malformed_json(api: Api, path: str) -> None:
     headers = {"Content-Type": "application/json", **(await _authenticated(api))}
     if path in ("/v1/users", "/v1/clients"):
         headers["Authorization"] = f"Bearer {api.admin}"
-    for raw in (b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"a": NaN', b"[" * 100 + b"]" * 100):
+    deep = b"[" * 100 + b"]" * 100
+    recursion = b'{"a": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"  # past the decoder's limit
+    for raw in (b"{", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"a": NaN', deep, recursion):
         reply = await api.call("POST", path, data=raw, headers=headers)
         assert_clean_error(reply, 400, "invalid_request")
 
