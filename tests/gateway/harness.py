@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import secrets
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -231,3 +233,22 @@ def allowed(response: CheckResponse) -> tuple[dict[str, str], list[str]]:
 
 def random_name() -> str:
     return "user-" + secrets.token_hex(4)
+
+
+def free_ports(count: int) -> int:
+    """A base port with `count` consecutive free ports after it."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise AssertionError("no free port range")

@@ -472,3 +472,30 @@ async def test_every_decision_is_logged_masked_under_the_id_the_client_sees(edge
     assert refused["labels"]["status"] == "401"
     assert refused["input"]["route"]["id"] == "accounts.balances"
     assert events[no_route.body["decision_id"]]["result"]["reasons"] == ["route:missing"]
+
+
+async def test_a_token_for_an_unknown_subject_is_refused(edge: Edge) -> None:
+    token = await edge.token("u-never-created")
+    result = denied(await edge.check(check_request(headers=_headers(token, "u-never-created"))))
+    assert (result.status, result.body["reason"]) == (401, ["identity:invalid_token"])
+    assert result.headers["www-authenticate"].endswith('"unknown or disabled subject"')
+
+
+async def test_step_up_for_a_dpop_bound_token_uses_the_dpop_scheme(edge: Edge) -> None:
+    key = keys.generate("ec-p256")
+    subject, token = await _customer(edge, cnf={"jkt": key.public_key().thumbprint()})
+    path = "/payments/v1/transfers"
+    proof = make_proof(
+        key, method="POST", url=f"https://api.bank.example{path}", access_token=token
+    )
+    headers = {
+        "authorization": f"DPoP {token}",
+        "dpop": proof,
+        "x-device-signals": signals("d", subject),
+    }
+    request = check_request(method="POST", path=path, route=TRANSFER_ROUTE, headers=headers)
+    result = denied(await edge.check(request))
+    assert result.status == 401
+    assert result.headers["www-authenticate"].startswith(
+        'DPoP error="insufficient_user_authentication"'
+    )

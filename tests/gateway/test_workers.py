@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -29,28 +28,16 @@ from gateway.agent_config import AgentConfig
 from gateway.workers import Supervisor, WorkerStartError
 from tests.authn.conftest import POSTGRES_URL
 from tests.gateway.doubles import make_components
-from tests.gateway.harness import ISSUER, PEPPER, check_request, make_config, signals
+from tests.gateway.harness import (
+    ISSUER,
+    PEPPER,
+    check_request,
+    free_ports,
+    make_config,
+    signals,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_ports(count: int) -> int:
-    """A base port with `count` consecutive free ports after it."""
-    for _ in range(100):
-        base = random.randrange(20000, 60000)
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise AssertionError("no free port range")
 
 
 async def check(port: int, request: object) -> CheckResponse:
