@@ -211,25 +211,12 @@ def measure(
 async def _prepare_pipeline(tmp: Path) -> tuple[Any, bytes]:
     """An AgentConfig over fresh keys and store, and the serialised CheckRequest."""
     from authn.store import open_store
-    from authn.tokens import TokenConfig, TokenIssuer
-    from tests.gateway.harness import ISSUER, PEPPER, check_request, make_config, signals
+    from tests.gateway.harness import check_request, customer_token, make_config, signals
 
     config, token_ring, _ = make_config(tmp, check_timeout=1.0, policy_watch_seconds=60.0)
     store = await open_store(config.store_url)
     try:
-        subject = (await store.create_user("bench", "Bench", "customer")).subject
-        issuer = TokenIssuer(store, token_ring, TokenConfig(issuer=ISSUER), refresh_pepper=PEPPER)
-        token = (
-            await issuer.issue(
-                subject=subject,
-                client_id="ztgate-app",
-                acr="urn:ztgate:acr:mfa",
-                amr=["pwd", "otp"],
-                auth_time=int(time.time()),
-                scope="accounts:read",
-                with_refresh=False,
-            )
-        ).access_token
+        subject, token = await customer_token(store, token_ring, "bench")
     finally:
         await store.close()
     headers = {"authorization": f"Bearer {token}", "x-device-signals": signals("dev-1", subject)}

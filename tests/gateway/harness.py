@@ -160,6 +160,22 @@ class Edge:
         await self.store.close()
 
 
+async def customer_token(store: Store, token_ring: KeyRing, username: str) -> tuple[str, str]:
+    """A new customer in `store` and an access token for it: (subject, token)."""
+    subject = (await store.create_user(username, username.title(), "customer")).subject
+    issuer = TokenIssuer(store, token_ring, TokenConfig(issuer=ISSUER), refresh_pepper=PEPPER)
+    response = await issuer.issue(
+        subject=subject,
+        client_id="ztgate-app",
+        acr="urn:ztgate:acr:mfa",
+        amr=["pwd", "otp"],
+        auth_time=int(time.time()),
+        scope="accounts:read",
+        with_refresh=False,
+    )
+    return subject, response.access_token
+
+
 def write_jwks(path: Path, ring: KeyRing) -> Path:
     path.write_text(json.dumps(ring.jwks()))
     return path

@@ -377,14 +377,14 @@ async def test_an_exception_denies_without_leaking_it(tmp_path: Path) -> None:
 
 async def test_a_check_past_its_deadline_denies(tmp_path: Path) -> None:
     edge = await start_edge(
-        tmp_path, Components(SignalsDevice(), SlowRisk(1.0)), check_timeout=0.05
+        tmp_path, Components(SignalsDevice(), SlowRisk(60.0)), check_timeout=0.05
     )
     try:
         subject, token = await _customer(edge)
         started = time.monotonic()
         result = denied(await edge.check(check_request(headers=_headers(token, subject))))
         assert (result.status, result.body["reason"]) == (403, ["gateway:timeout"])
-        assert time.monotonic() - started < 0.9  # the slow step was abandoned, not awaited
+        assert time.monotonic() - started < 10  # the slow step was abandoned, not awaited
     finally:
         await edge.close()
 
@@ -432,12 +432,12 @@ async def test_a_revoked_token_is_refused_once_the_revocation_syncs(edge: Edge) 
 
 
 async def test_a_stale_revocation_view_refuses_authenticated_requests(tmp_path: Path) -> None:
-    edge = await start_edge(tmp_path, revocation_sync_seconds=0.1, revocation_max_staleness=0.4)
+    edge = await start_edge(tmp_path, revocation_sync_seconds=0.1, revocation_max_staleness=1.5)
     try:
         subject, token = await _customer(edge)
         allowed(await edge.check(check_request(headers=_headers(token, subject))))
         await edge.agent.store.close()  # the store becomes unreachable: syncs now fail
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.0)
         result = denied(await edge.check(check_request(headers=_headers(token, subject))))
         assert (result.status, result.body["reason"]) == (403, ["gateway:revocations_stale"])
         public = check_request(path="/products", route=PUBLIC_ROUTE)

@@ -32,6 +32,7 @@ from tests.gateway.harness import (
     ISSUER,
     PEPPER,
     check_request,
+    customer_token,
     free_ports,
     make_config,
     signals,
@@ -108,18 +109,7 @@ async def test_a_revoked_token_is_refused_by_every_worker(
 ) -> None:
     config, ring, store = shared_store
     issuer = await _issuer(store, ring)
-    subject = (await store.create_user("alice", "Alice", "customer")).subject
-    token = (
-        await issuer.issue(
-            subject=subject,
-            client_id="ztgate-app",
-            acr="urn:ztgate:acr:mfa",
-            amr=["pwd", "otp"],
-            auth_time=int(time.time()),
-            scope="accounts:read",
-            with_refresh=False,
-        )
-    ).access_token
+    subject, token = await customer_token(store, ring, "alice")
     headers = {"authorization": f"Bearer {token}", "x-device-signals": signals("d1", subject)}
     request = check_request(headers=headers)
     with Fleet(config, ring) as fleet:
