@@ -25,6 +25,7 @@ from pathlib import Path
 
 from authn.config import AuthnConfig
 from authn.passwords import PasswordPolicy
+from authn.revocation_sync import keep_revocations_synced
 from authn.store import Store, open_store
 from authn.throttle import ThrottlePolicy
 from authn.tokens import TokenConfig, TokenIssuer, TokenVerifier
@@ -51,13 +52,9 @@ class AuthnState:
         return hmac.compare_digest(presented.encode(), self.admin_token.encode())
 
     def start_background(self) -> None:
-        self._sync_task = asyncio.create_task(self._sync_revocations())
-
-    async def _sync_revocations(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.revocation_sync_seconds)
-            with contextlib.suppress(Exception):
-                await self.verifier.sync_revocations()
+        self._sync_task = asyncio.create_task(
+            keep_revocations_synced(self.verifier, self.config.revocation_sync_seconds)
+        )
 
     async def close(self) -> None:
         if self._sync_task is not None:

@@ -1,0 +1,76 @@
+"""Envoy's external authorization service (envoy.service.auth.v3.Authorization/Check)
+on ``grpc.aio``: one `Pipeline` per worker process.
+
+Per request: parse the CheckRequest into a `RequestContext` (a request that
+cannot be judged is a 403 with its reason), run the pipeline (its own
+deadline), and answer with a `CheckResponse` (`gateway.responses`). The
+handler never lets an exception reach gRPC: Envoy would then deny with a bare
+403 (``failure_mode_allow`` is false) but the client would get no reason and
+the decision log no entry, so an unexpected error is ``403 gateway:error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import grpc
+from envoy.service.auth.v3 import external_auth_pb2_grpc
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+
+from gateway.context import RequestRejected, parse_check_request
+from gateway.pipeline import Deny, Pipeline
+from gateway.responses import check_response, deny_response
+
+__all__ = ["AuthorizationService", "start_server"]
+
+log = logging.getLogger("ztgate.gateway.ext_authz")
+
+SERVER_OPTIONS: Final = (
+    ("grpc.so_reuseport", 0),  # one worker per port: a second bind must fail loudly
+    ("grpc.max_receive_message_length", 1024 * 1024),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+
+class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    async def Check(self, request: CheckRequest, context: Any) -> CheckResponse:
+        try:
+            try:
+                ctx = parse_check_request(request)
+            except RequestRejected as rejected:
+                return deny_response(self._pipeline.reject(rejected.reason))
+            outcome = await self._pipeline.check(ctx)
+            return check_response(outcome, ctx.headers)
+        except Exception as exc:
+            log.error(
+                "ext_authz handler failed",
+                exc_info=True,
+                extra={"event": "gateway.handler_error", "error_type": type(exc).__name__},
+            )
+            try:
+                return deny_response(self._pipeline.reject("gateway:error"))
+            except Exception:  # the decision log itself failed: still deny
+                return deny_response(Deny(403, "access_denied", ("gateway:error",), ""))
+
+
+async def start_server(pipeline: Pipeline, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """Serve `pipeline` on ``host:port`` (plain gRPC; loopback only); port 0 picks a
+    free one. Returns the started server and its port."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
+        AuthorizationService(pipeline), server
+    )
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from None
+    if bound == 0 or (port and bound != port):
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    return server, bound

@@ -1,0 +1,144 @@
+"""Step 1 of the pipeline: who is calling.
+
+The access token is verified by `authn.tokens.TokenVerifier` — the same
+verifier, cache, revocation view and DPoP / RFC 8705 checks the
+authentication service uses — exactly as its resource endpoints call it
+(``Authorization: Bearer`` or ``DPoP`` with the ``DPoP`` proof header, RFC
+9449 §7.1; the TLS client certificate's ``x5t#S256`` for certificate-bound
+tokens, RFC 8705 §3.2). No ``Authorization`` header is an anonymous identity:
+the policy decides whether the route is public.
+
+The token says who; the store says what kind of user that is (``customer`` or
+``staff``; client-credentials tokens are ``partner``) and whether the user is
+still enabled. That look-up is cached per worker for `subject_ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from authn.cnf import x5t_s256
+from authn.dpop import DPoPCheck
+from authn.errors import invalid_token
+from authn.service.routes_oauth import CLIENT_ACR
+from authn.store import Store
+from authn.tokens import TokenVerifier, VerifiedToken
+from gateway.context import RequestContext
+
+__all__ = ["ANONYMOUS", "Authenticator", "Identity", "Kind"]
+
+Kind = Literal["customer", "partner", "staff", "anonymous"]
+MAX_CACHED_SUBJECTS: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: Kind
+    token: VerifiedToken | None = None
+
+    @property
+    def subject(self) -> str | None:
+        return None if self.token is None else self.token.subject
+
+    @property
+    def acr(self) -> str | None:
+        return None if self.token is None else self.token.acr
+
+    @property
+    def key_thumbprint(self) -> str | None:
+        """The DPoP key this request proved possession of (its proof was verified
+        against ``cnf.jkt``), or None."""
+        cnf = None if self.token is None else self.token.cnf
+        return None if cnf is None else cnf.get("jkt")
+
+    @property
+    def scheme(self) -> str:
+        """The authorization scheme challenges must use (RFC 9449 §7.1)."""
+        return "DPoP" if self.key_thumbprint is not None else "Bearer"
+
+    def to_policy_input(self) -> dict[str, Any]:
+        """The ``identity`` member of the policy input document."""
+        token = self.token
+        if token is None:
+            return {
+                "subject": None,
+                "kind": "anonymous",
+                "acr": None,
+                "amr": [],
+                "auth_time": None,
+                "scopes": [],
+                "client_id": None,
+                "consent": None,
+                "roles": [],
+            }
+        return {
+            "subject": token.subject,
+            "kind": self.kind,
+            "acr": token.acr,
+            "amr": list(token.amr),
+            "auth_time": token.auth_time,
+            "scopes": sorted(token.scope),
+            "client_id": token.client_id,
+            "consent": None,
+            "roles": [],
+        }
+
+
+ANONYMOUS: Final = Identity("anonymous")
+
+
+class Authenticator:
+    """Turns a request's credentials into an `Identity`; every failure is `AuthnError`."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        store: Store,
+        *,
+        subject_ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._verifier = verifier
+        self._store = store
+        self._subject_ttl = subject_ttl
+        self._clock = clock
+        self._kinds: dict[str, tuple[Kind | None, float]] = {}
+
+    async def authenticate(self, ctx: RequestContext) -> Identity:
+        header = ctx.headers.get("authorization")
+        if header is None:
+            return ANONYMOUS
+        scheme, _, credential = header.partition(" ")
+        credential = credential.strip()
+        check = None
+        if scheme.lower() == "dpop":
+            check = DPoPCheck(ctx.headers.get("dpop", ""), ctx.method, ctx.url, credential)
+        elif scheme.lower() != "bearer":
+            raise invalid_token("unsupported authorization scheme")
+        cert = ctx.client_cert_der
+        token = await self._verifier.verify(
+            credential,
+            dpop=check,
+            client_cert_sha256=None if cert is None else x5t_s256(cert),
+        )
+        if token.acr == CLIENT_ACR and token.client_id == token.subject:
+            return Identity("partner", token)
+        kind = await self._user_kind(token.subject)
+        if kind is None:
+            raise invalid_token("unknown or disabled subject")
+        return Identity(kind, token)
+
+    async def _user_kind(self, subject: str) -> Kind | None:
+        now = self._clock()
+        cached = self._kinds.get(subject)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        user = await self._store.get_user(subject)
+        kind: Kind | None = None if user is None or user.disabled else user.kind
+        if len(self._kinds) >= MAX_CACHED_SUBJECTS:
+            self._kinds.clear()  # rare; a refill costs one look-up per active subject
+        self._kinds[subject] = (kind, now + self._subject_ttl)
+        return kind
