@@ -105,7 +105,7 @@ class DeltaStream:
             if not changed and not removed:
                 if not st.reported:
                     st.reported = True
-                    self._registry.acked(self.node_id, type_url, typed.version)
+                    self._registry.acked(self.node_id, type_url, typed.version, reported=True)
                 st.new_names = False
                 continue
             if typed.version == self._registry.rejected(self.node_id, type_url) and not (

@@ -74,7 +74,7 @@ class SotwStream:
             # First request for this type on this stream: the node says what it holds.
             st.held_version = req.version_info
             if req.version_info:
-                self._registry.acked(self.node_id, type_url, req.version_info)
+                self._registry.acked(self.node_id, type_url, req.version_info, reported=True)
         elif req.response_nonce:
             if req.response_nonce != st.nonce:
                 return  # stale: answers an earlier response

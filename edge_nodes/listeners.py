@@ -241,6 +241,7 @@ def _ext_proc(cfg: GatewayConfig) -> dict[str, Any]:
             "timeout": millis(cfg.agent.ext_proc_timeout_ms),
         },
         "failure_mode_allow": False,
+        "status_on_error": {"code": "ServiceUnavailable"},
         "processing_mode": {
             "request_header_mode": "SKIP",
             "response_header_mode": "SEND",

@@ -135,11 +135,13 @@ class Registry:
         t.sent_version = version
         t.responses += 1
 
-    def acked(self, node_id: str, type_url: str, version: str) -> None:
+    def acked(self, node_id: str, type_url: str, version: str, *, reported: bool = False) -> None:
+        """`node_id` holds `version` of `type_url`: it ACKed a response, or (`reported`)
+        stated it on a new stream. Only an ACK of something sent clears a rejection."""
         node = self._node(node_id)
         t = node.type(type_url)
         t.acked_version = version
-        if version and version != t.rejected_version:
+        if not reported and version != t.rejected_version:
             t.rejected_version = None
         self._update_sync(node)
 

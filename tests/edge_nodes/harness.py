@@ -226,7 +226,8 @@ class _Authz(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc
                     status=HttpStatus(code=403), body='{"error":"denied"}'
                 ),
             )
-        stale = [h for h in http.headers if h.startswith("x-ztgate-") and h != "x-ztgate-subject"]
+        keep = ("x-ztgate-subject", "x-ztgate-ja4")
+        stale = [h for h in http.headers if h.startswith("x-ztgate-") and h not in keep]
         return external_auth_pb2.CheckResponse(
             status=status_pb2.Status(code=0),
             ok_response=external_auth_pb2.OkHttpResponse(
@@ -277,7 +278,7 @@ def base_config(
     upstream_port: int,
     agent_ports: list[int],
     plain_port: int,
-    tls_port: int | None = None,
+    tls_port: int,
     routes: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     listeners: list[dict[str, Any]] = [
@@ -296,7 +297,7 @@ def base_config(
         },
         "routes": copy.deepcopy(list(routes or DEFAULT_ROUTES)),
     }
-    if tls_port is not None:
+    if tls_port:
         listeners.append(
             {
                 "name": "tls",
@@ -340,6 +341,14 @@ DEFAULT_ROUTES: list[dict[str, Any]] = [
         "cluster": "bank",
         "api_product": "remote-service",
         "classification": "staff",
+    },
+    {
+        "id": "partner.accounts",
+        "prefix": "/partner/",
+        "cluster": "bank",
+        "api_product": "open-banking-accounts",
+        "classification": "partner",
+        "mtls": True,
     },
 ]
 

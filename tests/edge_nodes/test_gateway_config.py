@@ -85,7 +85,10 @@ def test_default_routes_agree_with_the_default_policy_bundle() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda d: d["routes"][2].update(cluster="core"), "routes[2].cluster: unknown cluster 'core'"),
+        (
+            lambda d: d["routes"][2].update(cluster="core"),
+            "routes[2].cluster: unknown cluster 'core'",
+        ),
         (lambda d: d.pop("routes"), "routes: is required"),
         (lambda d: d.update(version=2), "version: must be one of 1"),
         (lambda d: d["listeners"][0].update(prot=1), "listeners[0].prot: unknown key"),
@@ -141,7 +144,9 @@ def test_default_routes_agree_with_the_default_policy_bundle() -> None:
             "routes[1].template: has no {variable}; use path instead",
         ),
         (
-            lambda d: d["routes"].insert(0, {**d["routes"][0], "id": "x", "path": "/products/v1/products"}),
+            lambda d: d["routes"].insert(
+                0, {**d["routes"][0], "id": "x", "path": "/products/v1/products"}
+            ),
             "routes[1]: unreachable: routes[0] (path '/products/v1/products') matches first",
         ),
         (
@@ -198,14 +203,14 @@ def test_default_routes_agree_with_the_default_policy_bundle() -> None:
             "listeners: listeners 'edge-https' and 'two' share port 8443",
         ),
         (
-            lambda d: d["secrets"]["trusted_cas"].update(
-                {"edge-server": {"file": "x.pem"}}
-            ),
+            lambda d: d["secrets"]["trusted_cas"].update({"edge-server": {"file": "x.pem"}}),
             "secrets.trusted_cas.edge-server: name already used by a certificate",
         ),
     ],
 )
-def test_errors_name_the_offending_key(change: Callable[[dict[str, Any]], object], expected: str) -> None:
+def test_errors_name_the_offending_key(
+    change: Callable[[dict[str, Any]], object], expected: str
+) -> None:
     assert error_of(doc_with(change)).startswith(expected)
 
 

@@ -1,0 +1,167 @@
+"""The control plane's admin API refuses what a browser could smuggle in, answers
+errors as JSON; `ztgate nodes` reports an unreachable control plane clearly and
+prints what the registry holds; the local CA's certificates are what TLS peers
+(OpenSSL) accept."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from edge_nodes import pki
+from tests.edge_nodes.harness import (
+    ControlPlaneThread,
+    base_config,
+    free_port,
+    make_pki,
+    write_config,
+)
+from ztgate.nodes_cli import render_table
+
+
+@pytest.fixture(scope="module")
+def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneThread]:
+    d = tmp_path_factory.mktemp("admin")
+    make_pki(d)
+    doc = base_config(
+        upstream_port=free_port(), agent_ports=[9], plain_port=free_port(), tls_port=free_port()
+    )
+    cp = ControlPlaneThread(write_config(d / "gateway.json", doc))
+    yield cp
+    cp.stop()
+
+
+def _raw(
+    cp: ControlPlaneThread, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", cp.cp.admin_port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_health_and_empty_registry(cp: ControlPlaneThread) -> None:
+    status, body = cp.request("GET", "/healthz")
+    assert status == 200 and body["status"] == "ok" and body["generation"] >= 1
+    status, body = cp.request("GET", "/nodes")
+    assert status == 200 and body["nodes"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "expected"),
+    [
+        ("GET", "/nodes", {"Host": "evil.example"}, (403, "forbidden_host")),
+        ("GET", "/nodes", {"Host": "127.0.0.1.evil.example:80"}, (403, "forbidden_host")),
+        (
+            "POST",
+            "/config/reload",
+            {"Origin": "https://evil.example"},
+            (403, "cross_origin_request"),
+        ),
+        ("GET", "/config/reload", {}, (405, "method_not_allowed")),
+        ("GET", "/secrets", {}, (404, "not_found")),
+    ],
+)
+def test_admin_api_refusals_are_json(
+    cp: ControlPlaneThread,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    expected: tuple[int, str],
+) -> None:
+    status, body = _raw(cp, method, path, headers)
+    assert (status, body["error"]) == expected
+
+
+def test_loopback_host_names_are_accepted(cp: ControlPlaneThread) -> None:
+    for host in ("localhost:1", "127.0.0.1", "[::1]:18001"):
+        assert _raw(cp, "GET", "/healthz", {"Host": host})[0] == 200
+
+
+def _ztgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ztgate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_nodes_command_reports_an_unreachable_control_plane() -> None:
+    proc = _ztgate("nodes", "--control-plane", f"http://127.0.0.1:{free_port()}")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ztgate: cannot reach the control plane at http://127.0.0.1:")
+    proc = _ztgate("nodes", "--control-plane", "file:///etc/passwd")
+    assert proc.returncode == 2 and "is not an http(s) URL" in proc.stderr
+
+
+def test_nodes_command_on_an_empty_registry(cp: ControlPlaneThread) -> None:
+    proc = _ztgate("nodes", "--control-plane", cp.admin)
+    assert proc.returncode == 0, proc.stderr
+    assert "(no node has connected)" in proc.stdout
+
+
+def test_table_rendering_keeps_node_text_on_one_line() -> None:
+    doc = {
+        "now": 1000.0,
+        "nodes": [
+            {
+                "node_id": "edge-1",
+                "connected": False,
+                "snapshot_version": "abc",
+                "acked_version": "abd",
+                "in_sync": False,
+                "last_seen": 400.0,
+                "error_current": True,
+                "last_error": {
+                    "type": "rds",
+                    "version": "0123456789abcdef",
+                    "message": "bad\nregex\x1b[31m " + "x" * 300,
+                    "at": 990.0,
+                },
+            }
+        ],
+    }
+    lines = render_table(doc).splitlines()
+    assert len(lines) == 2
+    assert "disconnected" in lines[1] and "10m ago" in lines[1]
+    assert "rds 01234567 rejected 10s ago (current): bad regex" in lines[1]
+    assert "\x1b" not in lines[1] and lines[1].endswith("…")
+
+
+def test_local_pki(tmp_path: Path, ossl) -> None:  # type: ignore[no-untyped-def]
+    ca, server = pki.ensure_local_pki(tmp_path)
+    again = pki.ensure_local_pki(tmp_path)
+    assert (
+        again == (ca, server) and ca.certificate.read_bytes() == again[0].certificate.read_bytes()
+    )
+    for issued in (ca, server):
+        assert stat.S_IMODE(issued.private_key.stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate(server.certificate.read_bytes())
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    assert cert.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    client = pki.issue_client_certificate(ca, tmp_path / "pki", "partner", "partner-a")
+    ossl("verify", "-CAfile", ca.certificate, "-purpose", "sslserver", server.certificate)
+    ossl("verify", "-CAfile", ca.certificate, "-purpose", "sslclient", client.certificate)
+    wrong = ossl(
+        "verify", "-CAfile", ca.certificate, "-purpose", "sslserver", client.certificate, ok=False
+    )
+    assert wrong.returncode != 0
