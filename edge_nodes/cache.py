@@ -48,8 +48,12 @@ class SnapshotCache:
     def _build_all(
         self, cfg: GatewayConfig, secrets: Mapping[str, SecretMaterial], nodes: list[str]
     ) -> dict[str, Snapshot]:
-        wanted = {PROBE_NODE, *cfg.nodes, *nodes}
-        return {node: snapshots.build(cfg, node, secrets) for node in sorted(wanted)}
+        """One build per distinct node override: nodes without one share a snapshot."""
+        shared = snapshots.build(cfg, PROBE_NODE, secrets)
+        out = {PROBE_NODE: shared}
+        for node in sorted({*cfg.nodes, *nodes}):
+            out[node] = snapshots.build(cfg, node, secrets) if node in cfg.nodes else shared
+        return out
 
     def update(self, cfg: GatewayConfig, secrets: Mapping[str, SecretMaterial]) -> dict[str, str]:
         """Serve `cfg`; returns node → snapshot version. Raises `SnapshotError` (old
@@ -74,7 +78,11 @@ class SnapshotCache:
         """`node_id`'s snapshot, built on first use (raises `SnapshotError`)."""
         snap = self._snapshots.get(node_id)
         if snap is None:
-            snap = self._snapshots[node_id] = snapshots.build(self._cfg, node_id, self._secrets)
+            if node_id in self._cfg.nodes:
+                snap = snapshots.build(self._cfg, node_id, self._secrets)
+            else:
+                snap = self._snapshots[PROBE_NODE]
+            self._snapshots[node_id] = snap
         return snap
 
     def _set_target(self, node_id: str) -> None:

@@ -133,6 +133,13 @@ class ControlPlane:
         all. Raises `ReloadError`."""
         async with self._lock:
             cfg, material = await asyncio.to_thread(self._read)
+            running = self.cache.config.control_plane
+            for key in ("address", "xds_port", "admin_port"):
+                if getattr(cfg.control_plane, key) != getattr(running, key):
+                    raise ReloadError(
+                        f"control_plane.{key}",
+                        "cannot change while running; restart the control plane",
+                    )
             return self._apply(cfg, material)
 
     def _apply(self, cfg: GatewayConfig, material: dict[str, SecretMaterial]) -> ReloadResult:

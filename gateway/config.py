@@ -12,9 +12,9 @@ resources; the edge agent reads the agent section.
 
 1. JSON syntax: size ≤ 1 MiB, no duplicate keys, no NaN/Infinity;
 2. the JSON Schema ``gateway/schema/gateway-v1.json``, interpreted directly;
-3. what a schema cannot say: references between sections (routes → clusters,
-   listeners → secrets), unique names and ports, routes shadowed by an earlier
-   route, path templates and regexes that cannot match.
+3. what a schema cannot say (`gateway.config_checks`): references between
+   sections (routes → clusters, listeners → secrets), unique names and ports,
+   routes shadowed by an earlier route, path templates Envoy would refuse.
 
 Secret *files* are read by the control plane (`edge_nodes.secrets`), which
 reports a bad file with the same kind of key path.
@@ -22,7 +22,6 @@ reports a bad file with the same kind of key path.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -32,25 +31,40 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from gateway.config_schema import SchemaViolation, check_schema, key_path, validate
+from gateway.config_checks import check_references, check_template
+from gateway.config_schema import GatewayConfigError, check_schema, validate
+
+__all__ = [
+    "MATCH_KINDS",
+    "MAX_FILE",
+    "SCHEMA_PATH",
+    "AgentConfig",
+    "CertificateSecret",
+    "Cluster",
+    "ControlPlaneConfig",
+    "Endpoint",
+    "GatewayConfig",
+    "GatewayConfigError",
+    "HealthCheck",
+    "HttpLimits",
+    "Listener",
+    "ListenerTls",
+    "NodeOverride",
+    "OutlierDetection",
+    "Route",
+    "TrustedCa",
+    "from_document",
+    "load",
+    "load_default",
+    "loads",
+    "schema",
+]
 
 SCHEMA_PATH: Final = Path(__file__).parent / "schema" / "gateway-v1.json"
 MAX_FILE: Final = 1024 * 1024
-RESERVED_PREFIX: Final = "ztgate_"
-"""Cluster names the control plane generates itself (the agent's clusters)."""
 
 MatchKind = Literal["path", "prefix", "template", "regex"]
 MATCH_KINDS: Final[tuple[MatchKind, ...]] = ("path", "prefix", "template", "regex")
-_TEMPLATE_SEGMENT: Final = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%-]+|\{[a-z_][a-z0-9_]{0,63}\}")
-
-
-class GatewayConfigError(ValueError):
-    """Invalid gateway configuration; `key` is the path of the offending key."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -254,13 +268,11 @@ def from_document(doc: object, *, base_dir: Path) -> GatewayConfig:
     """Build the configuration from a parsed JSON document (steps 2 and 3)."""
     try:
         validate(doc, schema())
-    except SchemaViolation as exc:
-        raise GatewayConfigError(exc.path, exc.problem) from None
     except RecursionError:
         raise GatewayConfigError("", "nested too deeply") from None
     assert isinstance(doc, dict)
     cfg = _build(doc, base_dir)
-    _check_references(cfg)
+    check_references(cfg)
     return cfg
 
 
@@ -371,7 +383,7 @@ def _route(index: int, doc: Mapping[str, Any]) -> Route:
     kind = kinds[0]
     value: str = doc[kind]
     if kind == "template":
-        _check_template(f"{where}.template", value)
+        check_template(f"{where}.template", value)
     elif kind == "regex":
         try:
             re.compile(value)
@@ -396,142 +408,3 @@ def _route(index: int, doc: Mapping[str, Any]) -> Route:
             ),
         ),
     )
-
-
-def _check_template(where: str, template: str) -> None:
-    """Envoy's URI-template matcher: whole segments, literal or ``{name}`` (each name
-    once); a trailing slash or an empty segment is refused (it could never match a
-    normalised path)."""
-    segments = template.split("/")[1:]
-    names: set[str] = set()
-    for segment in segments:
-        if not _TEMPLATE_SEGMENT.fullmatch(segment):
-            raise GatewayConfigError(
-                where, f"segment {segment[:64]!r} must be literal or one {{name}}"
-            )
-        if segment.startswith("{"):
-            if segment in names:
-                raise GatewayConfigError(where, f"variable {segment} appears twice")
-            names.add(segment)
-    if not names:
-        raise GatewayConfigError(where, "has no {variable}; use path instead")
-
-
-def _literal_prefix(route: Route) -> str | None:
-    """What every path this route matches starts with (None for a regex)."""
-    if route.match_kind == "regex":
-        return None
-    if route.match_kind == "template":
-        return route.match.split("{", 1)[0]
-    return route.match
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_address(where: str, address: str) -> None:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        raise GatewayConfigError(where, f"{address!r} is not an IP address") from None
-
-
-def _check_references(cfg: GatewayConfig) -> None:
-    _check_address("control_plane.address", cfg.control_plane.address)
-    _check_address("agent.address", cfg.agent.address)
-    if cfg.control_plane.xds_port == cfg.control_plane.admin_port:
-        raise GatewayConfigError("control_plane.admin_port", "must differ from xds_port")
-    for name in [*cfg.certificates, *cfg.trusted_cas]:
-        if name in cfg.certificates and name in cfg.trusted_cas:
-            raise GatewayConfigError(
-                f"secrets.trusted_cas.{name}", "name already used by a certificate"
-            )
-    seen: dict[str, int] = {}
-    for i, listener in enumerate(cfg.listeners):
-        where = f"listeners[{i}]"
-        _check_address(f"{where}.address", listener.address)
-        if listener.name in seen:
-            raise GatewayConfigError(
-                f"{where}.name", f"duplicates listeners[{seen[listener.name]}]"
-            )
-        seen[listener.name] = i
-        if listener.tls is None:
-            if not _is_loopback(listener.address):
-                raise GatewayConfigError(f"{where}.tls", "is required on a non-loopback address")
-            continue
-        if listener.tls.certificate not in cfg.certificates:
-            raise GatewayConfigError(
-                f"{where}.tls.certificate",
-                f"unknown secret {listener.tls.certificate!r} (not in secrets.certificates)",
-            )
-        ca = listener.tls.client_ca
-        if ca is not None and ca not in cfg.trusted_cas:
-            raise GatewayConfigError(
-                f"{where}.tls.client_ca", f"unknown secret {ca!r} (not in secrets.trusted_cas)"
-            )
-    for name, cluster in cfg.clusters.items():
-        if name.startswith(RESERVED_PREFIX):
-            raise GatewayConfigError(
-                key_path("clusters", name), "names starting with 'ztgate_' are reserved"
-            )
-        for j, endpoint in enumerate(cluster.endpoints):
-            _check_address(f"clusters.{name}.endpoints[{j}].address", endpoint.address)
-    _check_routes(cfg)
-    _check_nodes(cfg)
-
-
-def _check_routes(cfg: GatewayConfig) -> None:
-    mtls_possible = any(li.tls is not None and li.tls.client_ca for li in cfg.listeners)
-    ids: dict[str, int] = {}
-    for i, route in enumerate(cfg.routes):
-        where = f"routes[{i}]"
-        if route.id in ids:
-            raise GatewayConfigError(f"{where}.id", f"duplicates routes[{ids[route.id]}]")
-        ids[route.id] = i
-        if route.cluster not in cfg.clusters:
-            raise GatewayConfigError(f"{where}.cluster", f"unknown cluster {route.cluster!r}")
-        if route.mtls and not mtls_possible:
-            raise GatewayConfigError(f"{where}.mtls", "no listener has tls.client_ca")
-        mine = _literal_prefix(route)
-        for j, earlier in enumerate(cfg.routes[:i]):
-            theirs = _literal_prefix(earlier)
-            if mine is None or theirs is None:
-                continue
-            covers = (earlier.match_kind == "prefix" and mine.startswith(theirs)) or (
-                earlier.match_kind == route.match_kind and earlier.match == route.match
-            )
-            methods_covered = earlier.methods is None or (
-                route.methods is not None and set(route.methods) <= set(earlier.methods)
-            )
-            if covers and methods_covered:
-                raise GatewayConfigError(
-                    where,
-                    f"unreachable: routes[{j}] ({earlier.match_kind} {earlier.match!r}) "
-                    "matches first",
-                )
-
-
-def _check_nodes(cfg: GatewayConfig) -> None:
-    names = {li.name for li in cfg.listeners}
-    for node_id, override in cfg.nodes.items():
-        for listener_name in override.listener_ports:
-            if listener_name not in names:
-                raise GatewayConfigError(
-                    key_path(key_path(key_path("nodes", node_id), "listener_ports"), listener_name),
-                    "unknown listener",
-                )
-    for node_id in ["", *cfg.nodes]:
-        view = cfg.for_node(node_id) if node_id else cfg
-        taken: dict[tuple[str, int], str] = {}
-        for listener in view.listeners:
-            key = (listener.address, listener.port)
-            if key in taken:
-                where = key_path("nodes", node_id) if node_id else "listeners"
-                raise GatewayConfigError(
-                    where, f"listeners {taken[key]!r} and {listener.name!r} share port {key[1]}"
-                )
-            taken[key] = listener.name

@@ -52,12 +52,13 @@ _ANNOTATIONS: Final = frozenset(
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-class SchemaViolation(ValueError):
-    """`path` (dotted, with [i] for list items) breaks `problem`."""
+class GatewayConfigError(ValueError):
+    """Invalid gateway configuration; `key` is the path of the offending key (dotted,
+    with [i] for list items), e.g. ``routes[2].cluster``."""
 
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}" if path else problem)
-        self.path = path
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
         self.problem = problem
 
 
@@ -80,7 +81,7 @@ def check_schema(schema: Mapping[str, Any]) -> None:
             return
         for key, value in node.items():
             if key not in _KEYWORDS and key not in _ANNOTATIONS:
-                raise SchemaViolation(where, f"unsupported schema keyword {key!r}")
+                raise GatewayConfigError(where, f"unsupported schema keyword {key!r}")
             if key == "properties" or key == "$defs":
                 for name, sub in value.items():
                     walk(sub, f"{where}/{key}/{name}")
@@ -91,7 +92,7 @@ def check_schema(schema: Mapping[str, Any]) -> None:
 
 
 def validate(doc: object, schema: Mapping[str, Any]) -> None:
-    """Raise `SchemaViolation` for the first place `doc` breaks `schema`."""
+    """Raise `GatewayConfigError` for the first place `doc` breaks `schema`."""
     _Validator(schema).check(doc, schema, "")
 
 
@@ -120,6 +121,17 @@ def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _in_enum(value: object, options: list[Any]) -> bool:
+    if isinstance(value, str):  # the common case: a string equals only an equal string
+        return any(isinstance(o, str) and o == value for o in options)
+    return _canonical(value) in _canonical_set(json.dumps(options, sort_keys=True))
+
+
+@cache
+def _canonical_set(options_json: str) -> frozenset[str]:
+    return frozenset(_canonical(o) for o in json.loads(options_json))
+
+
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\$$", r"\\Z", pattern))
@@ -131,7 +143,7 @@ class _Validator:
 
     def resolve(self, ref: str) -> Mapping[str, Any]:
         if not ref.startswith("#/"):
-            raise SchemaViolation("", f"unsupported $ref {ref!r}")
+            raise GatewayConfigError("", f"unsupported $ref {ref!r}")
         node: Any = self.root
         for part in ref[2:].split("/"):
             node = node[part]
@@ -142,11 +154,9 @@ class _Validator:
             self.check(value, self.resolve(schema["$ref"]), path)
         if "anyOf" in schema:
             self._any_of(value, schema["anyOf"], path)
-        if "enum" in schema:
-            allowed = {_canonical(v) for v in schema["enum"]}
-            if _canonical(value) not in allowed:
-                options = ", ".join(json.dumps(v) for v in schema["enum"])
-                raise SchemaViolation(path, f"must be one of {options}")
+        if "enum" in schema and not _in_enum(value, schema["enum"]):
+            options = ", ".join(json.dumps(v) for v in schema["enum"])
+            raise GatewayConfigError(path, f"must be one of {options}")
         if "type" in schema:
             self._type(value, schema["type"], path)
         if isinstance(value, dict):
@@ -159,11 +169,11 @@ class _Validator:
             self._number(value, schema, path)
 
     def _any_of(self, value: object, options: list[Mapping[str, Any]], path: str) -> None:
-        failures: list[SchemaViolation] = []
+        failures: list[GatewayConfigError] = []
         for option in options:
             try:
                 self.check(value, option, path)
-            except SchemaViolation as exc:
+            except GatewayConfigError as exc:
                 failures.append(exc)
             else:
                 return
@@ -171,8 +181,8 @@ class _Validator:
         actual = _type_of(value)
         fitting = [f for f, kind in zip(failures, kinds, strict=True) if kind == actual]
         if fitting:
-            raise max(fitting, key=lambda f: len(f.path))
-        raise SchemaViolation(path, f"must be {' or '.join(kinds)}, not {actual}")
+            raise max(fitting, key=lambda f: len(f.key))
+        raise GatewayConfigError(path, f"must be {' or '.join(kinds)}, not {actual}")
 
     def _describe(self, schema: Mapping[str, Any]) -> str:
         if "$ref" in schema:
@@ -187,34 +197,36 @@ class _Validator:
         actual = _type_of(value)
         ok = actual in names or (actual == "integer" and "number" in names)
         if not ok:
-            raise SchemaViolation(path, f"must be {' or '.join(names)}, not {actual}")
+            raise GatewayConfigError(path, f"must be {' or '.join(names)}, not {actual}")
 
     def _object(self, value: dict[Any, Any], schema: Mapping[str, Any], path: str) -> None:
         props: Mapping[str, Any] = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
         for key in value:
             if not isinstance(key, str):
-                raise SchemaViolation(path, "object keys must be strings")
+                raise GatewayConfigError(path, "object keys must be strings")
         if extra is False:
             for key in sorted(value):
                 if key not in props:
                     allowed = ", ".join(sorted(props))
-                    raise SchemaViolation(key_path(path, key), f"unknown key (allowed: {allowed})")
+                    raise GatewayConfigError(
+                        key_path(path, key), f"unknown key (allowed: {allowed})"
+                    )
         for key in schema.get("required", ()):
             if key not in value:
-                raise SchemaViolation(key_path(path, key), "is required")
+                raise GatewayConfigError(key_path(path, key), "is required")
         if "minProperties" in schema and len(value) < schema["minProperties"]:
-            raise SchemaViolation(path, f"must have at least {schema['minProperties']} members")
+            raise GatewayConfigError(path, f"must have at least {schema['minProperties']} members")
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-            raise SchemaViolation(path, f"must have at most {schema['maxProperties']} members")
+            raise GatewayConfigError(path, f"must have at most {schema['maxProperties']} members")
         names = schema.get("propertyNames")
         for key in sorted(value):
             where = key_path(path, key)
             if names is not None:
                 try:
                     self.check(key, names, where)
-                except SchemaViolation as exc:
-                    raise SchemaViolation(where, f"invalid name: {exc.problem}") from None
+                except GatewayConfigError as exc:
+                    raise GatewayConfigError(where, f"invalid name: {exc.problem}") from None
             if key in props:
                 self.check(value[key], props[key], where)
             elif isinstance(extra, dict):
@@ -222,15 +234,15 @@ class _Validator:
 
     def _array(self, value: list[Any], schema: Mapping[str, Any], path: str) -> None:
         if "minItems" in schema and len(value) < schema["minItems"]:
-            raise SchemaViolation(path, f"must have at least {schema['minItems']} items")
+            raise GatewayConfigError(path, f"must have at least {schema['minItems']} items")
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            raise SchemaViolation(path, f"must have at most {schema['maxItems']} items")
+            raise GatewayConfigError(path, f"must have at most {schema['maxItems']} items")
         if schema.get("uniqueItems"):
             seen: set[str] = set()
             for i, item in enumerate(value):
                 key = _canonical(item)
                 if key in seen:
-                    raise SchemaViolation(f"{path}[{i}]", "duplicates an earlier item")
+                    raise GatewayConfigError(f"{path}[{i}]", "duplicates an earlier item")
                 seen.add(key)
         if "items" in schema:
             for i, item in enumerate(value):
@@ -238,17 +250,17 @@ class _Validator:
 
     def _string(self, value: str, schema: Mapping[str, Any], path: str) -> None:
         if "minLength" in schema and len(value) < schema["minLength"]:
-            raise SchemaViolation(path, f"must be at least {schema['minLength']} characters")
+            raise GatewayConfigError(path, f"must be at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise SchemaViolation(path, f"must be at most {schema['maxLength']} characters")
+            raise GatewayConfigError(path, f"must be at most {schema['maxLength']} characters")
         if "pattern" in schema and not _compiled(schema["pattern"]).search(value):
             what = f" ({schema['title']})" if "title" in schema else ""
-            raise SchemaViolation(path, f"must match {schema['pattern']}{what}")
+            raise GatewayConfigError(path, f"must match {schema['pattern']}{what}")
 
     def _number(self, value: float, schema: Mapping[str, Any], path: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
-            raise SchemaViolation(path, "must be a finite number")
+            raise GatewayConfigError(path, "must be a finite number")
         if "minimum" in schema and value < schema["minimum"]:
-            raise SchemaViolation(path, f"must be at least {schema['minimum']}")
+            raise GatewayConfigError(path, f"must be at least {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
-            raise SchemaViolation(path, f"must be at most {schema['maximum']}")
+            raise GatewayConfigError(path, f"must be at most {schema['maximum']}")

@@ -136,6 +136,10 @@ def test_bad_file_is_refused_naming_the_key_and_old_config_serves(edge: Edge) ->
             "key": "routes[1].cluster",
             "problem": "unknown cluster 'corebank'",
         }
+        doc = edge.config()
+        doc["control_plane"]["xds_port"] = 1
+        status, body = edge.apply(doc)
+        assert (status, body["key"]) == (422, "control_plane.xds_port")
         edge.config_path.write_text("{not json")
         status, body = edge.cp.reload()
         assert status == 422 and "not valid JSON" in body["problem"]
