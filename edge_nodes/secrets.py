@@ -25,6 +25,9 @@ from edge_nodes.resources import SecretMaterial
 from gateway.config import GatewayConfig, GatewayConfigError
 
 MAX_PEM: Final = 1024 * 1024
+_KEY_TYPES: Final = (
+    "must be an ECDSA P-256/P-384 or RSA >= 2048-bit key (Envoy's BoringSSL has no SM2 TLS)"
+)
 
 
 def read_secrets(cfg: GatewayConfig) -> dict[str, SecretMaterial]:
@@ -101,15 +104,18 @@ def _check_pair(where: str, chain: bytes, key_pem: bytes) -> None:
         raise GatewayConfigError(
             f"{where}.private_key", "is encrypted; Envoy needs it in clear"
         ) from None
-    except (ValueError, UnsupportedAlgorithm):
+    except UnsupportedAlgorithm:
+        raise GatewayConfigError(f"{where}.private_key", _KEY_TYPES) from None
+    except ValueError:
         raise GatewayConfigError(f"{where}.private_key", "is not a PEM private key") from None
     if not _servable(key):
-        raise GatewayConfigError(
-            f"{where}.private_key",
-            "must be ECDSA P-256/P-384 or RSA >= 2048 bits (Envoy's BoringSSL has no SM2 TLS)",
-        )
+        raise GatewayConfigError(f"{where}.private_key", _KEY_TYPES)
+    try:
+        leaf_key = leaf.public_key()
+    except UnsupportedAlgorithm:
+        raise GatewayConfigError(f"{where}.certificate_chain", _KEY_TYPES) from None
     raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(*raw) != leaf.public_key().public_bytes(*raw):
+    if key.public_key().public_bytes(*raw) != leaf_key.public_bytes(*raw):
         raise GatewayConfigError(
             f"{where}.private_key", "does not match the certificate_chain's first certificate"
         )

@@ -197,3 +197,31 @@ def test_killed_agent_makes_the_edge_fail_closed(edge: Edge) -> None:
     finally:
         edge.authz.start(port)
     wait_for(lambda: http_request(edge.plain, "/public/x")[0] == 200, timeout=15, interval=0.2)
+
+
+def test_request_body_over_the_limit_is_refused(edge: Edge) -> None:
+    edge.clear()
+    limit = 1024 * 1024  # the http.max_request_bytes default
+    status, headers, body = http_request(
+        edge.plain, "/public/upload", method="POST", body=b"x" * (limit + 1)
+    )
+    assert (status, body.strip()) == (413, b'{"error":"request_too_large"}')
+    assert headers["content-type"] == "application/json"
+    assert not edge.upstream.seen
+    assert http_request(edge.plain, "/public/upload", method="POST", body=b"x" * 1000)[0] == 200
+
+
+def test_headers_over_the_limit_are_refused(edge: Edge) -> None:
+    edge.clear()
+    try:
+        status = http_request(edge.plain, "/public/x", headers={"x-big": "y" * 40_000})[0]
+    except http.client.RemoteDisconnected:
+        status = 431
+    assert status == 431
+    many = {f"x-h{i}": "1" for i in range(120)}  # over max_headers_count (100)
+    try:
+        status = http_request(edge.plain, "/public/x", headers=many)[0]
+    except http.client.RemoteDisconnected:
+        status = 431
+    assert status == 431
+    assert not edge.upstream.seen and not edge.authz.checks
