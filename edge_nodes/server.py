@@ -124,10 +124,6 @@ class ControlPlane:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def wait(self) -> None:
-        assert self._grpc is not None
-        await self._grpc.wait_for_termination()
-
     async def reload(self) -> ReloadResult:
         """Re-read the configuration and its secrets; apply them everywhere or not at
         all. Raises `ReloadError`."""

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -101,6 +104,17 @@ def render_table(doc: dict[str, Any], now: float | None = None) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+async def _until_signalled(alive: Callable[[], bool] = lambda: True) -> None:
+    """Return on SIGTERM or SIGINT (so children are stopped), or when `alive` fails."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while alive() and not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
 def cmd_nodes(args: argparse.Namespace) -> int:
     doc = _fetch_nodes(args.control_plane)
     if args.json:
@@ -135,7 +149,7 @@ def cmd_control_plane(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            await cp.wait()
+            await _until_signalled()
         finally:
             await cp.stop()
 
@@ -163,10 +177,12 @@ def cmd_edge_envoy(args: argparse.Namespace) -> int:
             await envoy.start()
         except EnvoyError as exc:
             raise CliError(str(exc)) from None
-        print(json.dumps({"node_id": args.node_id, "admin": envoy.admin_url}), flush=True)
+        print(
+            json.dumps({"node_id": args.node_id, "admin": envoy.admin_url, "envoy_pid": envoy.pid}),
+            flush=True,
+        )
         try:
-            while envoy.running():
-                await asyncio.sleep(0.5)
+            await _until_signalled(envoy.running)
         finally:
             await envoy.stop()
 

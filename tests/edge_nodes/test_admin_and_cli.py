@@ -165,3 +165,91 @@ def test_local_pki(tmp_path: Path, ossl) -> None:  # type: ignore[no-untyped-def
         "verify", "-CAfile", ca.certificate, "-purpose", "sslserver", client.certificate, ok=False
     )
     assert wrong.returncode != 0
+
+
+def _line(proc: subprocess.Popen[str]) -> dict[str, object]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, proc.stderr.read() if proc.stderr else "no output"
+    doc: dict[str, object] = json.loads(line)
+    return doc
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_control_plane_and_edge_envoy_commands(tmp_path: Path) -> None:
+    from tests.edge_nodes.harness import wait_for
+
+    make_pki(tmp_path)
+    doc = base_config(
+        upstream_port=free_port(), agent_ports=[9], plain_port=free_port(), tls_port=free_port()
+    )
+    config = write_config(tmp_path / "gateway.json", doc)
+    base = [sys.executable, "-m", "ztgate"]
+    cp = subprocess.Popen(
+        [
+            *base,
+            "control-plane",
+            "--gateway-config",
+            str(config),
+            "--xds-port",
+            "0",
+            "--admin-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    envoy = None
+    try:
+        ports = _line(cp)
+        envoy = subprocess.Popen(
+            [
+                *base,
+                "edge-envoy",
+                "--node-id",
+                "cli-node",
+                "--xds-port",
+                str(ports["xds_port"]),
+                "--work-dir",
+                str(tmp_path / "envoy"),
+                "--concurrency",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started = _line(envoy)
+        envoy_pid = int(str(started["envoy_pid"]))
+        table = _ztgate("nodes", "--control-plane", f"http://127.0.0.1:{ports['admin_port']}")
+        assert "cli-node" in table.stdout and "connected" in table.stdout
+        envoy.send_signal(__import__("signal").SIGTERM)
+        assert envoy.wait(15) == 0
+        wait_for(lambda: not _alive(envoy_pid), timeout=10)  # Envoy went with it
+        cp.send_signal(__import__("signal").SIGTERM)
+        assert cp.wait(15) == 0
+    finally:
+        for proc in (envoy, cp):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_control_plane_refuses_a_bad_file_naming_the_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "gateway.json", {"version": 1, "listeners": []})
+    proc = _ztgate("control-plane", "--gateway-config", str(config), "--xds-port", "0")
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "ztgate: gateway configuration: listeners: must have at least 1 items"
+    )
