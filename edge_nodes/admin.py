@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from gateway.config import GatewayConfigError
+
 if TYPE_CHECKING:
     from edge_nodes.server import ControlPlane
 
@@ -78,10 +80,8 @@ async def _nodes(request: web.Request) -> web.Response:
 
 
 async def _reload(request: web.Request) -> web.Response:
-    from edge_nodes.server import ReloadError
-
     try:
         result = await _cp(request).reload()
-    except ReloadError as exc:
+    except GatewayConfigError as exc:
         return _error(422, "invalid_config", key=exc.key, problem=exc.problem)
     return web.json_response({"generation": result.generation, "versions": result.versions})

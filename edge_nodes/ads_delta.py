@@ -9,8 +9,6 @@ type and "a NACKed version is not offered again" work as in `ads_sotw`.
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,7 +18,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     Resource,
 )
 
-from edge_nodes.ads_sotw import MAX_NAMES, WILDCARD_TYPES, ProtocolError
+from edge_nodes.ads_sotw import MAX_NAMES, WILDCARD_TYPES, ProtocolError, StreamBase
 from edge_nodes.registry import Registry
 from edge_nodes.resources import TYPE_ORDER
 from edge_nodes.snapshot import Snapshot
@@ -42,13 +40,10 @@ class _TypeState:
     new_names: bool = False
 
 
-class DeltaStream:
+class DeltaStream(StreamBase):
     def __init__(self, node_id: str, registry: Registry) -> None:
-        self.node_id = node_id
-        self._registry = registry
+        super().__init__(node_id, registry)
         self._types: dict[str, _TypeState] = {}
-        self._prefix = secrets.token_hex(4)
-        self._counter = itertools.count(1)
 
     def on_request(self, req: DeltaDiscoveryRequest) -> None:
         type_url = req.type_url
@@ -112,7 +107,7 @@ class DeltaStream:
                 st.new_names
             ):
                 continue
-            nonce = f"{self._prefix}-{next(self._counter)}"
+            nonce = self._nonce()
             out.append(
                 DeltaDiscoveryResponse(
                     system_version_info=typed.version,

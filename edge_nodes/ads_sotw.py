@@ -51,13 +51,25 @@ class _TypeState:
     sent_names: frozenset[str] | None = None
 
 
-class SotwStream:
+class StreamBase:
+    """What both stream kinds keep: the node, the registry, and nonces unique to the
+    stream (a random prefix, then a counter) so a nonce from another stream or an
+    earlier control plane is never mistaken for a current one."""
+
     def __init__(self, node_id: str, registry: Registry) -> None:
         self.node_id = node_id
         self._registry = registry
-        self._types: dict[str, _TypeState] = {}
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
+
+    def _nonce(self) -> str:
+        return f"{self._prefix}-{next(self._counter)}"
+
+
+class SotwStream(StreamBase):
+    def __init__(self, node_id: str, registry: Registry) -> None:
+        super().__init__(node_id, registry)
+        self._types: dict[str, _TypeState] = {}
 
     def on_request(self, req: DiscoveryRequest) -> None:
         """Record a subscription, an ACK or a NACK."""
@@ -103,7 +115,7 @@ class SotwStream:
                 if st.names is None
                 else sorted(st.names & resources.items.keys())
             )
-            nonce = f"{self._prefix}-{next(self._counter)}"
+            nonce = self._nonce()
             out.append(
                 DiscoveryResponse(
                     version_info=resources.version,

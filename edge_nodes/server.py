@@ -37,15 +37,6 @@ log = logging.getLogger("edge_nodes.server")
 Loader = Callable[[], GatewayConfig]
 
 
-class ReloadError(ValueError):
-    """The new configuration was refused; `key` names the offending key when known."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
-        self.key = key
-        self.problem = problem
-
-
 @dataclass(frozen=True)
 class ReloadResult:
     generation: int
@@ -75,11 +66,8 @@ class ControlPlane:
         self.admin_port = 0
 
     def _read(self) -> tuple[GatewayConfig, dict[str, SecretMaterial]]:
-        try:
-            cfg = self._loader()
-            return cfg, secret_files.read_secrets(cfg)
-        except GatewayConfigError as exc:
-            raise ReloadError(exc.key, exc.problem) from None
+        cfg = self._loader()
+        return cfg, secret_files.read_secrets(cfg)
 
     async def start(self) -> None:
         server = grpc.aio.server(
@@ -126,13 +114,13 @@ class ControlPlane:
 
     async def reload(self) -> ReloadResult:
         """Re-read the configuration and its secrets; apply them everywhere or not at
-        all. Raises `ReloadError`."""
+        all. Raises `GatewayConfigError`."""
         async with self._lock:
             cfg, material = await asyncio.to_thread(self._read)
             running = self.cache.config.control_plane
             for key in ("address", "xds_port", "admin_port"):
                 if getattr(cfg.control_plane, key) != getattr(running, key):
-                    raise ReloadError(
+                    raise GatewayConfigError(
                         f"control_plane.{key}",
                         "cannot change while running; restart the control plane",
                     )
@@ -142,7 +130,7 @@ class ControlPlane:
         try:
             versions = self.cache.update(cfg, material)
         except SnapshotError as exc:
-            raise ReloadError("", f"inconsistent snapshot: {exc}") from None
+            raise GatewayConfigError("", f"inconsistent snapshot: {exc}") from None
         self._secret_digest = secret_files.fingerprint(material)
         return ReloadResult(self.cache.generation, versions)
 
@@ -165,7 +153,7 @@ class ControlPlane:
                     continue
                 try:
                     result = self._apply(cfg, material)
-                except ReloadError as exc:
+                except GatewayConfigError as exc:
                     log.warning("rotated secrets refused", extra={"problem": str(exc)})
                     continue
                 log.info("secrets rotated", extra={"generation": result.generation})

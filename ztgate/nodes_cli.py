@@ -136,12 +136,13 @@ def _loader(args: argparse.Namespace) -> Any:
 
 
 def cmd_control_plane(args: argparse.Namespace) -> int:
-    from edge_nodes.server import ControlPlane, ReloadError
+    from edge_nodes.server import ControlPlane
+    from gateway.config import GatewayConfigError
 
     async def run() -> None:
         try:
             cp = ControlPlane(_loader(args), xds_port=args.xds_port, admin_port=args.admin_port)
-        except ReloadError as exc:
+        except GatewayConfigError as exc:
             raise CliError(f"gateway configuration: {exc}") from None
         await cp.start()
         print(

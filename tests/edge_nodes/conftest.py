@@ -107,3 +107,16 @@ def _healthy(e: Edge) -> bool:
     if status != 200:
         time.sleep(0.05)
     return status == 200
+
+
+@pytest.fixture(scope="module")
+def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneThread]:
+    """A control plane and no Envoy: for driving the protocol or the admin API directly."""
+    d = tmp_path_factory.mktemp("cp")
+    make_pki(d)
+    doc = base_config(
+        upstream_port=free_port(), agent_ports=[9], plain_port=free_port(), tls_port=free_port()
+    )
+    cp = ControlPlaneThread(write_config(d / "gateway.json", doc), base=doc)
+    yield cp
+    cp.stop()

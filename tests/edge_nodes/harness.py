@@ -58,8 +58,16 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
 
 
 class ControlPlaneThread:
-    def __init__(self, config_path: Path, xds_port: int = 0, admin_port: int = 0) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        xds_port: int = 0,
+        admin_port: int = 0,
+        base: dict[str, Any] | None = None,
+    ) -> None:
         self.config_path = config_path
+        self.base = base or {}
+        """The document the control plane started on (tests restore it)."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

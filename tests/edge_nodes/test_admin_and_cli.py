@@ -10,7 +10,6 @@ import json
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,18 +26,6 @@ from tests.edge_nodes.harness import (
     write_config,
 )
 from ztgate.nodes_cli import render_table
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneThread]:
-    d = tmp_path_factory.mktemp("admin")
-    make_pki(d)
-    doc = base_config(
-        upstream_port=free_port(), agent_ports=[9], plain_port=free_port(), tls_port=free_port()
-    )
-    cp = ControlPlaneThread(write_config(d / "gateway.json", doc))
-    yield cp
-    cp.stop()
 
 
 def _raw(

@@ -24,9 +24,6 @@ from google.rpc.status_pb2 import Status
 from edge_nodes.resources import CLUSTER, ENDPOINT, ROUTE
 from tests.edge_nodes.harness import (
     ControlPlaneThread,
-    base_config,
-    free_port,
-    make_pki,
     write_config,
 )
 
@@ -67,19 +64,6 @@ class AdsClient:
     def close(self) -> None:
         self._requests.put(None)
         self.channel.close()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneThread]:
-    d = tmp_path_factory.mktemp("ads")
-    make_pki(d)
-    doc = base_config(
-        upstream_port=free_port(), agent_ports=[9], plain_port=free_port(), tls_port=free_port()
-    )
-    cp = ControlPlaneThread(write_config(d / "gateway.json", doc))
-    cp.base = doc  # type: ignore[attr-defined]
-    yield cp
-    cp.stop()
 
 
 @pytest.fixture
