@@ -193,7 +193,11 @@ def _http_filters(cfg: GatewayConfig, listener: Listener) -> list[dict[str, Any]
             "name": "envoy.filters.http.header_mutation",
             "typed_config": {
                 "@type": HEADER_MUTATION,
-                "mutations": {"request_mutations": mutations},
+                "mutations": {
+                    "request_mutations": mutations,
+                    # HTTP/2 request trailers reach the upstream too.
+                    "request_trailers_mutations": mutations[:1],
+                },
             },
         },
         {"name": "envoy.filters.http.ext_authz", "typed_config": _ext_authz(cfg)},

@@ -116,10 +116,10 @@ def test_connection_manager_normalises_and_limits(
 def test_internal_headers_are_stripped_first_and_ja4_overwrites(
     docs: dict[str, dict[str, dict[str, Any]]],
 ) -> None:
-    mutations = _hcm(docs)["http_filters"][0]["typed_config"]["mutations"]["request_mutations"]
-    assert mutations[0] == {
-        "remove_on_match": {"key_matcher": {"prefix": "x-ztgate-", "ignore_case": True}}
-    }
+    config = _hcm(docs)["http_filters"][0]["typed_config"]["mutations"]
+    mutations = config["request_mutations"]
+    strip = {"remove_on_match": {"key_matcher": {"prefix": "x-ztgate-", "ignore_case": True}}}
+    assert mutations[0] == strip and config["request_trailers_mutations"] == [strip]
     assert mutations[1]["append"] == {
         "header": {"key": "x-ztgate-ja4", "value": "%TLS_JA4_FINGERPRINT%"},
         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
