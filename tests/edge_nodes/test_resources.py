@@ -167,7 +167,7 @@ def test_routes_carry_their_facts_and_ext_proc_only_where_masking(
         assert generated["route"]["cluster"] == route.cluster
     balances = by_name["accounts.balances"]["match"]
     assert balances["path_match_policy"]["typed_config"]["path_template"] == (
-        "/accounts/v1/accounts/{account_id}/balances"
+        "/api/accounts/{account_id}/balance"
     )
     assert balances["headers"] == [{"name": ":method", "string_match": {"exact": "GET"}}]
     processor = _hcm(docs)["http_filters"][3]["typed_config"]
