@@ -13,6 +13,7 @@ is a ``POST`` carrying an ``Origin`` header (cross-site form posts).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -23,6 +24,8 @@ from gateway.config import GatewayConfigError
 
 if TYPE_CHECKING:
     from edge_nodes.server import ControlPlane
+
+log = logging.getLogger("edge_nodes.admin")
 
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 CONTROL_PLANE: Final = web.AppKey["ControlPlane"]("control_plane")
@@ -49,6 +52,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason.lower().replace(" ", "_"))
+    except Exception:
+        log.exception("admin request failed", extra={"path": request.path})
+        return _error(500, "internal_error")
 
 
 def build_app(control_plane: ControlPlane) -> web.Application:

@@ -58,6 +58,7 @@ class ControlPlane:
         self._admin_port = cfg.control_plane.admin_port if admin_port is None else admin_port
         self._address = cfg.control_plane.address
         self._secret_digest = secret_files.fingerprint(material)
+        self._secret_problem = ""
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -140,23 +141,32 @@ class ControlPlane:
             await asyncio.sleep(interval / 1000 if interval else 5.0)
             if not interval:
                 continue
-            async with self._lock:
-                cfg = self.cache.config
-                try:
-                    material = await asyncio.to_thread(secret_files.read_secrets, cfg)
-                except GatewayConfigError as exc:
+            try:
+                await self._check_secrets()
+            except Exception:  # keep watching: one bad round must not end rotation
+                log.exception("secret check failed")
+
+    async def _check_secrets(self) -> None:
+        async with self._lock:
+            cfg = self.cache.config
+            try:
+                material = await asyncio.to_thread(secret_files.read_secrets, cfg)
+            except GatewayConfigError as exc:
+                if str(exc) != self._secret_problem:  # say it once, not every poll
                     log.warning(
                         "secret files refused", extra={"key": exc.key, "problem": exc.problem}
                     )
-                    continue
-                if secret_files.fingerprint(material) == self._secret_digest:
-                    continue
-                try:
-                    result = self._apply(cfg, material)
-                except GatewayConfigError as exc:
-                    log.warning("rotated secrets refused", extra={"problem": str(exc)})
-                    continue
-                log.info("secrets rotated", extra={"generation": result.generation})
+                    self._secret_problem = str(exc)
+                return
+            self._secret_problem = ""
+            if secret_files.fingerprint(material) == self._secret_digest:
+                return
+            try:
+                result = self._apply(cfg, material)
+            except GatewayConfigError as exc:
+                log.warning("rotated secrets refused", extra={"problem": str(exc)})
+                return
+            log.info("secrets rotated", extra={"generation": result.generation})
 
 
 def file_loader(path: Path) -> Loader:
