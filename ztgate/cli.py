@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crypto.errors import CryptoError
-from ztgate import __version__, authn_cli, config, crypto_cli, logs, policy_cli
+from ztgate import __version__, authn_cli, config, crypto_cli, logs, nodes_cli, policy_cli
 
 log = logging.getLogger("ztgate.cli")
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     crypto_cli.register(sub)
     authn_cli.register(sub)
     policy_cli.register(sub)
+    nodes_cli.register(sub)
 
     cfg = sub.add_parser("config", help="validate the configuration file or print its schema")
     cfg_cmds = cfg.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
