@@ -8,7 +8,8 @@ is how dialect bugs ship.
 
 `fresh_database` — ``(url, schema)`` of a database no one has opened yet, one
 per backend (ids ``sqlite`` and ``postgresql``, the latter marked ``postgres``).
-Import it into a ``conftest.py`` to use it.
+Import it into a ``conftest.py`` to use it. `throwaway_schema` — a unique
+PostgreSQL schema name, dropped (with everything in it) afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,10 +68,17 @@ async def fresh_database(
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'db' / 'ztgate.db'}", None
         return
+    async with throwaway_schema() as schema:
+        yield POSTGRES_URL, schema
+
+
+@asynccontextmanager
+async def throwaway_schema() -> AsyncIterator[str]:
+    """A schema name no one uses; ``DROP SCHEMA … CASCADE`` when the block ends."""
     admin = await admin_connection()
     schema = f"t_{uuid.uuid4().hex}"
     try:
-        yield POSTGRES_URL, schema
+        yield schema
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await admin.close()

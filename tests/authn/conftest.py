@@ -41,7 +41,7 @@ import pytest
 
 from authn.store import Store, open_store
 from authn.store.schema import LATEST
-from tests.databases import POSTGRES_URL, admin_connection
+from tests.databases import POSTGRES_URL, admin_connection, throwaway_schema
 
 StoreURL = tuple[str, str | None]
 
@@ -105,13 +105,8 @@ async def fresh_store_url(
     if store_backend == "sqlite":
         yield f"sqlite://{tmp_path / 'fresh' / 'authn.db'}", None
         return
-    admin = await admin_connection()
-    schema = f"t_{uuid.uuid4().hex}"
-    try:
+    async with throwaway_schema() as schema:
         yield POSTGRES_URL, schema
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")

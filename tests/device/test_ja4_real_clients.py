@@ -8,7 +8,6 @@ one HTTPS request and `device_fingerprint.ja4` must name its family — the
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import socket
@@ -22,12 +21,9 @@ from pathlib import Path
 from string import Template
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from device_fingerprint.ja4 import parse_ja4
+from tests.conftest import Run
 
 pytestmark = [pytest.mark.interop, pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -67,37 +63,12 @@ def tool(name: str) -> str:
     return path
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
-def envoy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def envoy(tmp_path: Path, ossl: Run) -> Iterator[tuple[str, Path]]:
     """(base URL, access log) of an Envoy that fingerprints every TLS client."""
-    cert, key = self_signed(tmp_path)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", cert)  # fmt: skip
     port, log = free_port(), tmp_path / "access.log"
     config = tmp_path / "envoy.yaml"
     template = Template(ENVOY_CONFIG.read_text())

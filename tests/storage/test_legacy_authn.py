@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from authn.store import Store, open_store
 from storage import Migration, Migrations, open_database
-from tests.databases import POSTGRES_URL, DatabaseURL, admin_connection
+from tests.databases import POSTGRES_URL, DatabaseURL, admin_connection, throwaway_schema
 
 DATA = Path(__file__).parent / "data"
 SUBJECT_SQLITE = "u-qiqteofuiujnwkwcl5qjbg5sky"
@@ -44,15 +43,14 @@ async def legacy(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             conn.executescript((DATA / "authn-v1.sqlite.sql").read_text("utf-8"))
         yield f"sqlite://{path}", None
         return
-    schema = f"t_{uuid.uuid4().hex}"
-    script = (DATA / "authn-v1.postgresql.sql").read_text("utf-8").replace("__SCHEMA__", schema)
-    admin = await admin_connection()
-    try:
-        await admin.execute(script)
+    async with throwaway_schema() as schema:
+        script = (DATA / "authn-v1.postgresql.sql").read_text("utf-8")
+        admin = await admin_connection()
+        try:
+            await admin.execute(script.replace("__SCHEMA__", schema))
+        finally:
+            await admin.close()
         yield POSTGRES_URL, schema
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
 
 
 async def snapshot(
@@ -130,20 +128,13 @@ async def test_new_database_looks_like_the_previous_release(
     """A store the new code creates has exactly the old tables, indexes and version
     table: a worker still on the previous release opens it as its own."""
     url, schema = legacy
-    if schema is None:
-        fresh: DatabaseURL = (f"sqlite://{tmp_path / 'fresh.db'}", None)
-    else:
-        fresh = (POSTGRES_URL, f"t_{uuid.uuid4().hex}")
-    await (await open_store(fresh[0], schema=fresh[1])).close()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        if schema is None:
+            fresh: DatabaseURL = (f"sqlite://{tmp_path / 'fresh.db'}", None)
+        else:
+            fresh = (POSTGRES_URL, await stack.enter_async_context(throwaway_schema()))
+        await (await open_store(fresh[0], schema=fresh[1])).close()
         old_objects, old_versions = await snapshot(url, schema)
         new_objects, new_versions = await snapshot(*fresh)
-        assert new_objects == old_objects
-        assert [v[:2] for v in new_versions] == [v[:2] for v in old_versions]
-    finally:
-        if fresh[1] is not None:
-            admin = await admin_connection()
-            try:
-                await admin.execute(f'DROP SCHEMA IF EXISTS "{fresh[1]}" CASCADE')
-            finally:
-                await admin.close()
+    assert new_objects == old_objects
+    assert [v[:2] for v in new_versions] == [v[:2] for v in old_versions]
