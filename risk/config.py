@@ -61,12 +61,24 @@ class AnomalyWeight:
 
 
 def _default_anomalies() -> tuple[AnomalyWeight, ...]:
+    """Weights for `device_fingerprint`'s anomaly vocabulary (its consistency checks,
+    collector tells, key and graph checks)."""
     return (
         AnomalyWeight("automation:", 90.0),
-        AnomalyWeight("emulator", 80.0),
-        AnomalyWeight("root", 60.0),
+        AnomalyWeight("automation:no_plugins", 50.0),
+        AnomalyWeight("automation:no_languages", 50.0),
+        AnomalyWeight("integrity:", 80.0),
+        AnomalyWeight("render:software", 30.0),
+        AnomalyWeight("tls:", 60.0),
+        AnomalyWeight("tls:scripting_client", 90.0),
         AnomalyWeight("tls:ua_mismatch", 75.0),
-        AnomalyWeight("tls:", 50.0),
+        AnomalyWeight("hints:", 60.0),
+        AnomalyWeight("ua:", 60.0),
+        AnomalyWeight("tz:", 40.0),
+        AnomalyWeight("tz:region_mismatch", 25.0),
+        AnomalyWeight("key:", 60.0),
+        AnomalyWeight("key:proof_missing", 85.0),
+        AnomalyWeight("graph:", 60.0),
         AnomalyWeight("graph:shared_device", 85.0),
         AnomalyWeight("sim:changed", 80.0),
     )
@@ -76,7 +88,7 @@ def _default_anomalies() -> tuple[AnomalyWeight, ...]:
 class DeviceWeights:
     """How much the device assessment counts (`DeviceAssessment` from `device_fingerprint`)."""
 
-    new: float = 45.0
+    new: float = 55.0
     """Trust level ``new``: never seen for this subject."""
     suspicious: float = 60.0
     """Trust level ``suspicious``, on top of whatever its anomalies add."""
@@ -113,9 +125,9 @@ class GeoConfig:
     """Faster than an airliner between consecutive accesses is impossible travel."""
     min_distance_km: float = 150.0
     """Shorter hops are geolocation noise, never travel."""
-    impossible_travel: float = 55.0
-    new_country: float = 45.0
-    new_region: float = 20.0
+    impossible_travel: float = 45.0
+    new_country: float = 50.0
+    new_region: float = 30.0
     unlocated: float = 10.0
     """A located table exists but this address is in none of its ranges."""
 
@@ -136,7 +148,7 @@ class HourConfig:
     """Accesses learned before the hour signal speaks."""
     rare_share: float = 0.02
     """An hour (smoothed with its neighbours) holding less than this share is unusual."""
-    unusual: float = 30.0
+    unusual: float = 25.0
 
     def __post_init__(self) -> None:
         _check_points(self, "unusual")
@@ -211,9 +223,11 @@ class KeystrokeConfig:
     """Any hold or flight time outside 0..max_ms is a malformed observation."""
     min_deviation_ms: float = 5.0
     """Floor of each feature's mean absolute deviation (no division by ~0)."""
-    threshold: float = 1.6
+    feature_cap: float = 4.0
+    """Each feature's term is capped at this many deviations (0 = uncapped, as published)."""
+    threshold: float = 1.75
     """Mean per-feature scaled distance at which the signal starts."""
-    full: float = 3.0
+    full: float = 2.25
     """Mean per-feature scaled distance at which the signal has full strength."""
     mismatch: float = 80.0
     shape: float = 40.0
@@ -229,6 +243,8 @@ class KeystrokeConfig:
             raise ValueError("max_features: must be 1 to 256")
         _positive("max_ms", self.max_ms)
         _positive("min_deviation_ms", self.min_deviation_ms)
+        if not (math.isfinite(self.feature_cap) and self.feature_cap >= 0):
+            raise ValueError("feature_cap: must be zero (no cap) or more")
         _positive("threshold", self.threshold)
         if not self.full > self.threshold:
             raise ValueError("full: must be above threshold")

@@ -7,7 +7,12 @@ feature's mean ``μ_i`` and mean absolute deviation ``a_i``; a new vector ``x``
 scores ``Σ |x_i - μ_i| / a_i``. We divide by the number of features so that
 one threshold serves PINs and passwords of any length, and floor each
 ``a_i`` (`KeystrokeConfig.min_deviation_ms`) so that a very regular enrolment
-cannot turn one millisecond into a huge distance.
+cannot turn one millisecond into a huge distance. One departure from the paper,
+configurable: each feature's term is capped (`KeystrokeConfig.feature_cap`,
+0 = uncapped as in the paper), so that one hesitation between two digits — a
+flight time two or three times the usual — cannot outweigh the other ten
+features; an impostor differs in many features at once, a hesitating owner in
+one.
 
 Features are hold and flight times in milliseconds, in the SDK's order; the
 vector is only ever compared with vectors of the same length.
@@ -57,15 +62,19 @@ class KeystrokeModel:
         )
         return cls(means, deviations)
 
-    def distance(self, sample: Sequence[float]) -> float:
-        return scaled_manhattan(sample, self.means, self.deviations)
+    def distance(self, sample: Sequence[float], cap: float = 0.0) -> float:
+        return scaled_manhattan(sample, self.means, self.deviations, cap)
 
 
 def scaled_manhattan(
-    sample: Sequence[float], means: Sequence[float], deviations: Sequence[float]
+    sample: Sequence[float],
+    means: Sequence[float],
+    deviations: Sequence[float],
+    cap: float = 0.0,
 ) -> float:
-    """Mean over features of ``|x_i - μ_i| / a_i``."""
+    """Mean over features of ``|x_i - μ_i| / a_i``, each term at most `cap` (0: no cap)."""
     total = 0.0
     for x, mu, a in zip(sample, means, deviations, strict=True):
-        total += abs(x - mu) / a
+        term = abs(x - mu) / a
+        total += min(term, cap) if cap > 0.0 else term
     return total / len(means)

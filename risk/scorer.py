@@ -23,11 +23,12 @@ import logging
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from device_fingerprint.assessment import DeviceAssessment, TrustLevel
 from risk.assessment import RiskAssessment, RiskObservation
 from risk.config import RiskConfig
-from risk.geo import Geolocator, open_geolocator
+from risk.geo import GeoLocation, Geolocator, open_geolocator
 from risk.keystrokes import check_sample
 from risk.profile import PendingEvent, learn
 from risk.signals import (
@@ -52,12 +53,19 @@ UNAVAILABLE = "risk:unavailable"
 _MAX_SUBJECT = 256
 _MAX_NAME = 64
 _MAX_ANOMALIES = 32
+_ADDRESS_CACHE = 65_536
 
 
 def normalise_address(address: object) -> str | None:
     """Canonical text of an IP address (IPv4-mapped IPv6 as IPv4); None if not one."""
     if not isinstance(address, str) or len(address) > 64:
         return None
+    return _normalise(address)
+
+
+@lru_cache(maxsize=_ADDRESS_CACHE)
+def _normalise(address: str) -> str | None:
+    """Cached: a client's address repeats across the requests of its session."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -135,6 +143,7 @@ class RiskScorer:
         self.config = config
         self._store = store
         self._geo = geolocator
+        self._locate = lru_cache(maxsize=_ADDRESS_CACHE)(geolocator.locate) if geolocator else None
 
     @classmethod
     def from_config(cls, config: RiskConfig) -> RiskScorer:
@@ -159,6 +168,14 @@ class RiskScorer:
             )
         return cls(config, store, open_geolocator(config.geo))
 
+    def locate(self, client_ip: str) -> GeoLocation | None:
+        """Where an address is (cached), or None: the device assessor's ``region`` comes from
+        here, so one geolocation serves both steps."""
+        address = normalise_address(client_ip)
+        if address is None or self._locate is None:
+            return None
+        return self._locate(address)
+
     async def assess(self, observation: RiskObservation) -> RiskAssessment:
         """Score one request; never raises."""
         try:
@@ -176,7 +193,7 @@ class RiskScorer:
     async def _assess(self, obs: RiskObservation, checked: _Checked) -> RiskAssessment:
         config = self.config
         subject = checked.subject
-        location = self._geo.locate(checked.address) if self._geo is not None else None
+        location = self._locate(checked.address) if self._locate is not None else None
         access = None
         if location is not None and location.lat is not None and location.lon is not None:
             access = LastAccess(checked.at, location.lat, location.lon)

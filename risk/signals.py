@@ -186,7 +186,7 @@ def keystroke_signal(
     if len(sample) != len(model.means):
         _add(out, "keystrokes:shape", cfg.shape)
         return None
-    distance = model.distance(sample)
+    distance = model.distance(sample, cfg.feature_cap)
     _add(out, "keystrokes:mismatch", cfg.mismatch, band(distance, cfg.threshold, cfg.full))
     return distance
 

@@ -71,6 +71,7 @@ def test_loads_from_the_gateway_file_format() -> None:
         ({"amount": {"z_full": 2.0}}, "risk.amount.z_full"),
         ({"keystrokes": {"full": 1.0}}, "risk.keystrokes.full"),
         ({"keystrokes": {"enrol_samples": 1}}, "risk.keystrokes.enrol_samples"),
+        ({"keystrokes": {"feature_cap": -1}}, "risk.keystrokes.feature_cap"),
         ({"profile": {"learn_max_score": 101}}, "risk.profile.learn_max_score"),
         ({"profile": {"max_pending": 0}}, "risk.profile.max_pending"),
         ({"store": {"backend": "memcached"}}, "risk.store.backend"),

@@ -85,3 +85,12 @@ def test_distance_properties(data: tuple[list[tuple[float, ...]], tuple[float, .
     # moving one feature further from its mean never lowers the distance
     farther = (probe[0] + 500.0 if probe[0] >= model.means[0] else probe[0] - 500.0, *probe[1:])
     assert model.distance(farther) >= model.distance(probe)
+
+
+def test_feature_cap_bounds_one_hesitation() -> None:
+    model = KeystrokeModel(means=(100.0,) * 10, deviations=(10.0,) * 10)
+    hesitation = (100.0,) * 9 + (400.0,)  # one gap thirty deviations long
+    assert model.distance(hesitation) == pytest.approx(3.0)  # as published: flagged
+    assert model.distance(hesitation, cap=4.0) == pytest.approx(0.4)  # capped: not
+    stranger = (130.0,) * 10  # three deviations off everywhere
+    assert model.distance(stranger, cap=4.0) == pytest.approx(3.0)

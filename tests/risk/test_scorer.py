@@ -57,7 +57,7 @@ async def test_ordinary_request_scores_zero(scorer: RiskScorer) -> None:
 
 async def test_device_verdicts(scorer: RiskScorer) -> None:
     new = await scorer.assess(observation(dev=device(TrustLevel.NEW)))
-    assert (new.score, new.reasons) == (45, ("device:new",))
+    assert (new.score, new.reasons) == (CONFIG.device.new, ("device:new",))
     anonymous = await scorer.assess(observation(subject=None, dev=device(TrustLevel.NEW)))
     assert anonymous.score == 0  # a device cannot be new to nobody
     bot = await scorer.assess(
@@ -70,7 +70,7 @@ async def test_device_verdicts(scorer: RiskScorer) -> None:
     )
     assert bot.score == round(100 * (1 - 0.10 * 0.25 * 0.40))
     blank = await scorer.assess(observation(dev=device(TrustLevel.NEW, device_id=None)))
-    assert blank.reasons == ("device:unidentified", "device:new")
+    assert blank.reasons == ("device:new", "device:unidentified")  # strongest first
     odd = await scorer.assess(observation(dev=device(TrustLevel.KNOWN, ("brand:new_tell",))))
     assert odd.reasons == ("device:brand:new_tell",) and odd.score == 40
 
@@ -106,7 +106,7 @@ async def test_unusual_hour_once_the_habit_is_learned(scorer: RiskScorer) -> Non
     await scorer.end_session("alice", low_risk=False)
     await live_sessions(scorer, 1, hour=11)
     night = await scorer.assess(observation(at=T0 + 41 * DAY + 3 * 3600))
-    assert night.reasons == ("hour:unusual",) and night.score == 30
+    assert night.reasons == ("hour:unusual",) and night.score == CONFIG.hour.unusual
     await scorer.end_session("alice", low_risk=False)
     usual = await scorer.assess(observation(at=T0 + 42 * DAY + 9 * 3600))
     assert "hour:unusual" not in usual.reasons  # next to a habitual hour
@@ -165,7 +165,7 @@ async def test_amount_far_above_history(scorer: RiskScorer) -> None:
     huge = await scorer.assess(
         observation(at=at + 60, operation="transfer", amount=Decimal(80_000))
     )
-    assert huge.reasons == ("amount:unusual",) and huge.score == 50
+    assert huge.reasons == ("amount:unusual",) and huge.score == CONFIG.amount.unusual
     fresh = await scorer.assess(
         observation(subject="dave", at=at, operation="transfer", amount=Decimal(60_000))
     )
@@ -189,7 +189,8 @@ async def test_keystroke_rhythm_against_the_enrolled_profile(scorer: RiskScorer)
     await scorer.end_session("alice", low_risk=False)
     stranger = [140.0, 260.0, 130.0, 120.0, 150.0, 300.0, 135.0, 110.0, 145.0, 280.0, 128.0]
     impostor = await scorer.assess(observation(at=at + 60, keystrokes=typist(rng, stranger, 8.0)))
-    assert impostor.reasons == ("keystrokes:mismatch",) and impostor.score == 80
+    assert impostor.reasons == ("keystrokes:mismatch",)
+    assert impostor.score == CONFIG.keystrokes.mismatch
     await scorer.end_session("alice", low_risk=False)
     short = await scorer.assess(observation(at=at + 120, keystrokes=(90.0, 100.0, 95.0)))
     assert short.reasons == ("keystrokes:shape",)
@@ -348,3 +349,11 @@ async def test_reasons_fit_the_policy_input(scorer: RiskScorer) -> None:
     assert len(result.reasons) == 32  # the policy schema's bound; strongest kept
     assert result.reasons[:2] == ("device:suspicious", "device:unidentified")
     assert all(len(r) <= 128 for r in result.reasons)
+
+
+async def test_locate_serves_the_device_step(scorer: RiskScorer) -> None:
+    located = scorer.locate("::ffff:192.0.2.77")
+    assert located is not None and located.country == "SG"
+    assert scorer.locate(NOWHERE) is None
+    assert scorer.locate("not an address") is None
+    assert RiskScorer(CONFIG, MemoryRiskStore(CONFIG.rate, CONFIG.profile)).locate(SHANGHAI) is None
