@@ -80,7 +80,7 @@ def _default_anomalies() -> tuple[AnomalyWeight, ...]:
         AnomalyWeight("key:proof_missing", 85.0),
         AnomalyWeight("graph:", 60.0),
         AnomalyWeight("graph:shared_device", 85.0),
-        AnomalyWeight("sim:changed", 80.0),
+        AnomalyWeight("sim:changed", 50.0),
     )
 
 

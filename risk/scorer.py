@@ -1,6 +1,6 @@
 """The risk scorer: one explainable 0-100 score per request, and the events that teach it.
 
-`RiskScorer.assess` never raises: a malformed observation scores 100 with
+`RiskScorer.score` never raises: a malformed observation scores 100 with
 ``observation:invalid`` and ``observation:<field>``, and a failing state store
 scores 100 with ``risk:unavailable`` (fail closed, ARCHITECTURE.md).
 
@@ -176,21 +176,21 @@ class RiskScorer:
             return None
         return self._locate(address)
 
-    async def assess(self, observation: RiskObservation) -> RiskAssessment:
+    async def score(self, observation: RiskObservation) -> RiskAssessment:
         """Score one request; never raises."""
         try:
             checked = _check(observation, self.config)
             if isinstance(checked, str):
                 log.warning("risk observation rejected", extra={"field": checked})
                 return RiskAssessment(100, (INVALID, f"observation:{checked}"))
-            return await self._assess(observation, checked)
+            return await self._score(observation, checked)
         except StoreError as exc:
             log.error("risk state unavailable", extra={"error": str(exc)})
         except Exception:  # fail closed on anything unforeseen, and say so in the logs
             log.exception("risk scoring failed")
         return RiskAssessment(100, (UNAVAILABLE,))
 
-    async def _assess(self, obs: RiskObservation, checked: _Checked) -> RiskAssessment:
+    async def _score(self, obs: RiskObservation, checked: _Checked) -> RiskAssessment:
         config = self.config
         subject = checked.subject
         location = self._locate(checked.address) if self._locate is not None else None
@@ -253,6 +253,10 @@ class RiskScorer:
             return False
         try:
             events = await self._store.take_pending(subject)
+            if events:  # a session abandoned long ago (no end reported) teaches nothing now
+                newest = max(e.at for e in events)
+                ttl = self.config.profile.session_ttl_seconds
+                events = tuple(e for e in events if e.at >= newest - ttl)
             limit = self.config.profile.learn_max_score
             if not low_risk or not events or max(e.score for e in events) > limit:
                 return False

@@ -195,7 +195,7 @@ def combine(signals: Signals) -> RiskAssessment:
     keep = 1.0
     for _, points in signals:
         keep *= 1.0 - min(points, 100.0) / 100.0
-    score = max(0, min(100, round(100.0 * (1.0 - keep))))
+    score = max(0, min(100, math.floor(100.0 * (1.0 - keep) + 0.5)))  # half rounds up
     ordered = sorted(signals, key=lambda s: (-s[1], s[0]))
     reasons = tuple(dict.fromkeys(reason for reason, _ in ordered))[:MAX_REASONS]
     return RiskAssessment(score, reasons)

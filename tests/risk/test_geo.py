@@ -132,14 +132,14 @@ def test_unreadable_table_is_a_clear_error(tmp_path: Path) -> None:
         GeoTable.from_path(bad)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=400))
 def test_csv_parser_fails_only_with_its_own_error(text: str) -> None:
     with contextlib.suppress(GeoTableError):
         GeoTable.from_csv(text)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
@@ -159,7 +159,7 @@ networks_v4 = st.builds(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(networks_v4, min_size=1, max_size=30, unique=True),
     st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=30),

@@ -67,7 +67,7 @@ def test_well_formed_samples_pass() -> None:
 timings = st.floats(0.0, 2000.0, allow_nan=False)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.integers(1, 12).flatmap(
         lambda n: st.tuples(

@@ -134,7 +134,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_stored_state_decoders_fail_only_with_value_error(doc: object) -> None:
     for decode in (lambda d: SubjectProfile.from_json(d, KEYS), PendingEvent.from_json):
