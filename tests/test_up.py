@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import signal
 import socket
@@ -25,8 +24,6 @@ import pytest
 
 from ztgate.up_plan import Layout
 
-COMPONENTS = os.environ.get("ZTGATE_UP_TEST_COMPONENTS", "")
-"""Empty: ``ztgate up``'s default factory (``gateway.components:build_components``)."""
 START_TIMEOUT = 90.0
 
 
@@ -94,8 +91,6 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     argv = [sys.executable, "-m", "ztgate", "--config", str(tmp / "ztgate.toml"), "up"]
     argv += ["--base-port", str(layout.base_port), "--nodes", "2", "--workers", "1"]
     argv += ["--ready-file", str(ready)]
-    if COMPONENTS:
-        argv += ["--components", COMPONENTS]
     began = time.monotonic()
     with open(tmp / "stdout", "wb") as out, open(tmp / "stderr", "wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=Path(__file__).parent.parent)
