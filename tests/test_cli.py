@@ -168,9 +168,10 @@ def test_config_schema_is_json_schema(ztgate: Run) -> None:
     ]
 
 
-def test_up_serves_until_sigterm(tmp_path: Path) -> None:
-    """`ztgate up` as an operator runs it: self-test, serve, stop cleanly on SIGTERM,
-    and keep its state (the admin token and signing keys survive a restart)."""
+def test_authn_serve_serves_until_sigterm(tmp_path: Path) -> None:
+    """`ztgate authn serve` as an operator runs it: self-test, serve, stop cleanly on
+    SIGTERM, and keep its state (the admin token and signing keys survive a restart).
+    The whole stack (`ztgate up`) has its own test, tests/test_up.py."""
     import os
     import signal
     import subprocess
@@ -189,7 +190,7 @@ def test_up_serves_until_sigterm(tmp_path: Path) -> None:
 
     def run_once() -> tuple[dict[str, object], str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ztgate", "--config", str(config), "up"],
+            [sys.executable, "-m", "ztgate", "--config", str(config), "authn", "serve"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -204,7 +205,7 @@ def test_up_serves_until_sigterm(tmp_path: Path) -> None:
                     break
                 except OSError:
                     assert proc.poll() is None, proc.communicate()
-                    assert time.monotonic() < deadline, "ztgate up did not start serving"
+                    assert time.monotonic() < deadline, "ztgate authn serve did not start"
                     time.sleep(0.1)
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -16,7 +16,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crypto.errors import CryptoError
-from ztgate import __version__, authn_cli, config, crypto_cli, logs, nodes_cli, policy_cli
+from ztgate import (
+    __version__,
+    authn_cli,
+    config,
+    crypto_cli,
+    logs,
+    nodes_cli,
+    policy_cli,
+    up,
+)
 
 log = logging.getLogger("ztgate.cli")
 
@@ -53,14 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "up",
-        help="run this node's services until Ctrl-C (today: the authentication service)",
-        description="Run the self-test, then every service this node is configured for, "
-        "on the embedded defaults unless --config says otherwise. Today that is the "
-        "authentication service ([authn] host/port, state in [state] dir).",
-    )
-    p.set_defaults(func=authn_cli.cmd_serve)
+    up.register(sub)
     crypto_cli.register(sub)
     authn_cli.register(sub)
     policy_cli.register(sub)

@@ -28,6 +28,7 @@ from authn.service.http import (
 )
 from authn.service.state import AuthnState
 from authn.store import User
+from authn.store.base import SUBJECT_PATTERN
 from authn.tokens import VerifiedToken
 
 FIRST_PARTY_CLIENT = "ztgate-app"
@@ -162,10 +163,17 @@ async def create_user(request: web.Request) -> web.Response:
     kind = doc.get("kind", "customer")
     if kind not in ("customer", "staff"):
         raise invalid_request("kind must be 'customer' or 'staff'")
+    subject = None
+    if doc.get("subject") is not None:
+        subject = string_field(doc, "subject", max_length=64)
+        if SUBJECT_PATTERN.fullmatch(subject) is None:
+            raise invalid_request(
+                "subject must be 1-64 characters of [A-Za-z0-9._:-], starting alphanumeric"
+            )
     password = doc.get("password")
     if password is not None:
         passwords.normalize_password(string_field(doc, "password", max_length=256), state.passwords)
-    user = await state.store.create_user(username, display_name, kind)
+    user = await state.store.create_user(username, display_name, kind, subject=subject)
     if password is not None:
         await passwords.set_user_password(state.store, user.subject, password, state.passwords)
     return web.json_response({"subject": user.subject, "username": user.username}, status=201)

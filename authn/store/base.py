@@ -16,8 +16,13 @@ Times are POSIX seconds (float). Subjects are opaque stable ids (``u-…``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
+
+SUBJECT_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+"""Subjects an operator may choose: short, printable, no separators or spaces (they
+travel in tokens, headers and the edge's assertions)."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,16 @@ class Store(Protocol):
 
     # users ---------------------------------------------------------------
     async def create_user(
-        self, username: str, display_name: str, kind: Literal["customer", "staff"] = "customer"
+        self,
+        username: str,
+        display_name: str,
+        kind: Literal["customer", "staff"] = "customer",
+        *,
+        subject: str | None = None,
     ) -> User:
-        """Raises `authn.errors.AuthnError("username_taken", status=409)` on a duplicate."""
+        """A new user; `subject` None generates one (``u-…``), otherwise it must match
+        `SUBJECT_PATTERN` (`ValueError`), e.g. a core banking customer id ``cst_…``.
+        Raises `authn.errors.AuthnError` ``username_taken`` or ``subject_taken`` (409)."""
         ...
 
     async def get_user(self, subject: str) -> User | None: ...

@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 from authn.errors import AuthnError
 from authn.store.base import (
+    SUBJECT_PATTERN,
     Challenge,
     OAuthClient,
     RefreshRecord,
@@ -160,16 +161,25 @@ class SqlStore:
 
     # users -------------------------------------------------------------------------
     async def create_user(
-        self, username: str, display_name: str, kind: Literal["customer", "staff"] = "customer"
+        self,
+        username: str,
+        display_name: str,
+        kind: Literal["customer", "staff"] = "customer",
+        *,
+        subject: str | None = None,
     ) -> User:
-        user = User(_new_subject(), username, display_name, kind, time.time())
+        if subject is not None and SUBJECT_PATTERN.fullmatch(subject) is None:
+            raise ValueError("subject: 1-64 characters of [A-Za-z0-9._:-], starting alphanumeric")
+        user = User(subject or _new_subject(), username, display_name, kind, time.time())
         rows = await self._fetch(
             "INSERT INTO users ({USER}) VALUES ($1, $2, $3, $4, $5, 0)"
-            " ON CONFLICT (username) DO NOTHING RETURNING subject",
+            " ON CONFLICT DO NOTHING RETURNING subject",
             user.subject, username, display_name, kind, user.created_at,
         )  # fmt: skip
         if not rows:
-            raise AuthnError("username_taken", "that username is already registered", 409)
+            if await self.get_user_by_username(username) is not None:
+                raise AuthnError("username_taken", "that username is already registered", 409)
+            raise AuthnError("subject_taken", "that subject is already registered", 409)
         return user
 
     async def get_user(self, subject: str) -> User | None:

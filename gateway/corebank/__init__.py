@@ -17,7 +17,13 @@ docs/corebank.md.
 
 from __future__ import annotations
 
-from gateway.corebank.callers import Authenticator, Caller, Consent, trust_identity_headers
+from gateway.corebank.callers import (
+    Authenticator,
+    Caller,
+    Consent,
+    trust_identity_headers,
+    verify_signed_assertions,
+)
 from gateway.corebank.runner import RunningCorebank, start_corebank
 
 __all__ = [
@@ -27,4 +33,5 @@ __all__ = [
     "RunningCorebank",
     "start_corebank",
     "trust_identity_headers",
+    "verify_signed_assertions",
 ]

@@ -4,6 +4,12 @@ When it is ready it prints one JSON line on stdout, e.g.
 ``{"url": "http://127.0.0.1:41234", "port": 41234, "state_dir": "..."}``, so a
 parent process (``ztgate up``, a benchmark) can wait for that line. Logs are JSON
 on stderr.
+
+Who is calling is learnt from the edge's signed identity assertion only:
+``--assertion-jwks FILE`` names the edge's public assertion keys (SM2 key ring,
+`KeyRing.jwks`), ``--assertion-hmac-key FILE`` a shared HMAC-SM3 key instead.
+``--trust-identity-headers`` (loopback only) believes the unsigned headers; it
+exists for tests.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from gateway.corebank.callers import trust_identity_headers
+from gateway.assertion import AssertionKeys
+from gateway.corebank.callers import Authenticator, trust_identity_headers, verify_signed_assertions
 from gateway.corebank.runner import start_corebank
 from gateway.corebank.seed import StateMismatch
 
@@ -37,20 +44,55 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="last day of generated transaction histories (default: today, CST)",
     )
-    p.add_argument(
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--assertion-jwks",
+        type=Path,
+        metavar="FILE",
+        help="JWKS of the edge's assertion-signing public keys (verify x-ztgate-assertion)",
+    )
+    keys.add_argument(
+        "--assertion-hmac-key",
+        type=Path,
+        metavar="FILE",
+        help="file holding the HMAC-SM3 key shared with the edge (32+ bytes)",
+    )
+    keys.add_argument(
         "--trust-identity-headers",
         action="store_true",
         help="believe x-ztgate-subject/-kind/-consent without verifying x-ztgate-assertion"
-        " (loopback only; tests and local development)",
+        " (loopback only; tests only)",
     )
     p.add_argument("--log-level", default="info")
     return p
 
 
-async def _serve(args: argparse.Namespace) -> int:
+def _authenticator(args: argparse.Namespace) -> Authenticator:
+    """The verifier the flags select; `ValueError`/`OSError` when its keys are unusable."""
+    if args.trust_identity_headers:
+        return trust_identity_headers
+    if args.assertion_jwks is not None:
+        text = args.assertion_jwks.read_text(encoding="utf-8")
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise ValueError(f"{args.assertion_jwks}: not a JSON document") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{args.assertion_jwks}: not a JWKS")
+        return verify_signed_assertions(AssertionKeys.from_jwks(doc))
+    from gateway.agent import AgentStartError, read_secret
+
+    try:
+        key = read_secret(args.assertion_hmac_key, "--assertion-hmac-key")
+    except AgentStartError as exc:
+        raise ValueError(str(exc)) from None
+    return verify_signed_assertions(AssertionKeys.from_hmac(key))
+
+
+async def _serve(args: argparse.Namespace, authenticate: Authenticator) -> int:
     running = await start_corebank(
         args.state_dir,
-        authenticate=trust_identity_headers,
+        authenticate=authenticate,
         seed=args.seed,
         customers=args.customers,
         host=args.host,
@@ -77,10 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ztgate import logs
 
     logs.configure(args.log_level)
-    if not args.trust_identity_headers:
+    if not (args.trust_identity_headers or args.assertion_jwks or args.assertion_hmac_key):
         print(
-            "error: no identity verifier is configured: pass --trust-identity-headers"
-            " (loopback only) to accept the edge's unsigned identity headers",
+            "error: no identity verifier is configured: pass --assertion-jwks FILE or"
+            " --assertion-hmac-key FILE (the edge's assertion keys)",
             file=sys.stderr,
         )
         return 2
@@ -88,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --customers must be 1..100000", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(args))
+        authenticate = _authenticator(args)
+        return asyncio.run(_serve(args, authenticate))
     except (StateMismatch, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,8 +10,13 @@ signed assertions plugs in without touching a handler:
 * `trust_identity_headers` believes the headers as they stand. It exists for
   tests and loopback development only, where nothing but the test (or a local
   edge) can reach the port; `start_corebank` refuses it on a non-loopback bind.
-* the production authenticator verifies ``x-ztgate-assertion`` and builds the
-  same `Caller` from its claims (subject, kind, and for partners the consent).
+* `verify_signed_assertions` (the default of ``python -m gateway.corebank`` and
+  ``ztgate up``) verifies ``x-ztgate-assertion`` (`gateway.assertion`) for the
+  request being served — signature by a trusted edge key, lifetime, method and
+  path — and builds the `Caller` from its claims alone (``sub``, ``kind``); the
+  unsigned ``x-ztgate-subject``/``-subject-kind`` headers are ignored. The
+  assertion does not carry a partner's consent, so a partner authenticated this
+  way has none and every account is refused (fail closed) until it does.
 
 Partners act under a customer's consent. The consent itself (its grant, expiry
 and revocation) is the edge's business; the core only receives what it covers,
@@ -27,6 +32,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from aiohttp import web
+
+from gateway.assertion import AssertionKeys, InvalidAssertion, verify_assertion
 
 CallerKind = Literal["customer", "partner", "staff"]
 KINDS: Final[frozenset[str]] = frozenset({"customer", "partner", "staff"})
@@ -93,3 +100,31 @@ async def trust_identity_headers(request: web.Request) -> Caller | None:
         consent = parse_consent(request.headers.get(CONSENT_HEADER, ""))
         return Caller(subject, "partner", consent)
     return Caller(subject, "customer" if kind == "customer" else "staff")
+
+
+def verify_signed_assertions(keys: AssertionKeys, *, leeway: float = 5.0) -> Authenticator:
+    """An `Authenticator` that trusts only a valid ``x-ztgate-assertion`` signed with
+    `keys` and bound to this request's method and path (see the module docstring)."""
+
+    async def authenticate(request: web.Request) -> Caller | None:
+        token = request.headers.get(ASSERTION_HEADER)
+        if token is None:
+            return None
+        try:
+            claims = verify_assertion(
+                token,
+                expected_method=request.method,
+                expected_path=request.raw_path,
+                keys=keys,
+                leeway=leeway,
+            )
+        except InvalidAssertion:
+            return None
+        subject = claims.subject
+        if subject is None or not valid_identifier(subject) or claims.kind not in KINDS:
+            return None  # anonymous, or a kind the core does not serve
+        if claims.kind == "partner":
+            return Caller(subject, "partner", None)
+        return Caller(subject, "customer" if claims.kind == "customer" else "staff")
+
+    return authenticate

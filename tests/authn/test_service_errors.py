@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from authn.store.base import SUBJECT_PATTERN
 from tests.authn.service_harness import Api, Reply
 
 JSON_ENDPOINTS = [
@@ -218,3 +219,33 @@ async def test_arbitrary_bodies_never_500(
     assert reply.status < 500, (path, body, reply)
     if reply.status >= 400:
         assert_clean_error(reply, reply.status)
+
+
+async def test_admin_may_choose_the_subject(api: Api) -> None:
+    """``POST /v1/users`` with ``subject``: the login of a core customer ``cst_…``."""
+    body = {"username": "core-dora", "subject": "cst_00ab12cd34ef5678"}
+    reply = await api.call("POST", "/v1/users", json_body=body, token=api.admin)
+    assert reply.status == 201, reply
+    assert reply.body["subject"] == "cst_00ab12cd34ef5678"
+    again = {"username": "core-dora-2", "subject": "cst_00ab12cd34ef5678"}
+    reply = await api.call("POST", "/v1/users", json_body=again, token=api.admin)
+    assert_clean_error(reply, 409, "subject_taken")
+    reply = await api.call(
+        "POST", "/v1/users", json_body={"username": "x", "subject": "cst_1"}, token=None
+    )
+    assert reply.status == 401  # only the admin chooses subjects
+
+
+@pytest.mark.parametrize("store_backend", ["sqlite"], indirect=True)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(subject=st.one_of(st.text(max_size=80), st.integers(), st.lists(st.text(), max_size=2)))
+async def test_chosen_subjects_are_validated(api: Api, subject: Any) -> None:
+    body = {"username": f"u{abs(hash(repr(subject)))}", "subject": subject}
+    reply = await api.call("POST", "/v1/users", json_body=body, token=api.admin)
+    valid = isinstance(subject, str) and SUBJECT_PATTERN.fullmatch(subject) is not None
+    if valid:
+        assert reply.status in (201, 409), reply
+    else:
+        assert_clean_error(reply, 400, "invalid_request")

@@ -107,6 +107,24 @@ async def test_duplicate_username(store: Store) -> None:
     assert (info.value.code, info.value.status) == ("username_taken", 409)
 
 
+async def test_chosen_subject(store: Store) -> None:
+    """An operator may give the login of core customer ``cst_…`` that very subject."""
+    user = await store.create_user("dora", "Dora", subject="cst_8f3a2b1c9d0e4f56")
+    assert user.subject == "cst_8f3a2b1c9d0e4f56"
+    assert await store.get_user("cst_8f3a2b1c9d0e4f56") == user
+    with pytest.raises(AuthnError) as taken:
+        await store.create_user("dora2", "Dora Again", subject="cst_8f3a2b1c9d0e4f56")
+    assert (taken.value.code, taken.value.status) == ("subject_taken", 409)
+    assert await store.get_user_by_username("dora2") is None
+    with pytest.raises(AuthnError) as both:
+        await store.create_user("dora", "Dora", subject="cst_other")
+    assert both.value.code == "username_taken"
+    for bad in ("", "-x", "a b", "a/b", "x" * 65, "é", "a\n"):
+        with pytest.raises(ValueError, match="subject"):
+            await store.create_user("eve", "Eve", subject=bad)
+    assert await store.get_user_by_username("eve") is None
+
+
 async def test_concurrent_duplicate_username_has_one_winner(store: Store) -> None:
     results = await asyncio.gather(
         *(store.create_user("carol", f"Carol {i}") for i in range(20)), return_exceptions=True

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.corebank import RunningCorebank, start_corebank, trust_identity_headers
+from gateway.corebank import Authenticator, RunningCorebank, start_corebank, trust_identity_headers
 from tests.authn.service_harness import Reply
 
 AS_OF = date(2025, 6, 30)
@@ -49,11 +49,12 @@ class Bank:
     service: RunningCorebank | None = None
     session: aiohttp.ClientSession | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    authenticate: Authenticator = trust_identity_headers
 
     async def start(self) -> Bank:
         self.service = await start_corebank(
             self.state_dir,
-            authenticate=trust_identity_headers,
+            authenticate=self.authenticate,
             seed=SEED,
             customers=self.customers,
             as_of=AS_OF,

@@ -103,7 +103,7 @@ async def test_entry_point_prints_url_serves_and_stops(tmp_path: Path) -> None:
         *_module(*args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(refused.communicate(), timeout=60)
-    assert refused.returncode == 2 and not out and b"--trust-identity-headers" in err
+    assert refused.returncode == 2 and not out and b"--assertion-jwks" in err
 
     # Other parameters on the same state are refused, naming the parameter.
     other = await asyncio.create_subprocess_exec(
