@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -225,9 +226,15 @@ def _production_defaults(config: AgentConfig) -> AgentConfig:
     )
 
 
-async def agent_config(tmp: Path) -> tuple[AgentConfig, KeyRing]:
-    """An agent configuration over fresh keys and store: (config, the token signing keys)."""
+async def agent_config(tmp: Path, assertion: str = "sm2") -> tuple[AgentConfig, KeyRing]:
+    """An agent configuration over fresh keys and store: (config, the token signing keys).
+    `assertion`: ``sm2`` (a key ring) or ``hmac-sm3`` (a shared key)."""
     config, token_ring, _ = make_config(tmp)
+    if assertion == "hmac-sm3":
+        key = tmp / "assertion-hmac.key"
+        key.write_bytes(os.urandom(32))
+        key.chmod(0o600)
+        config = replace(config, assertion_keyring=None, assertion_hmac_key=key)
     return _production_defaults(config), token_ring
 
 

@@ -39,6 +39,8 @@ class Load:
     """Non-2xx answers and socket errors: a run with any is not a clean measurement."""
     detail: str = ""
     """What failed (fixed rate: status → count), and how late the generator sent."""
+    send_lag_p99_ms: float = 0.0
+    """Fixed rate: how late the generator itself started requests (its own CPU share)."""
 
 
 def percentile(ordered: list[float], p: float) -> float:
@@ -155,4 +157,4 @@ async def fixed_rate(
     detail = f"send lag p99 {lag:.1f} ms" + (f"; failed {detail}" if detail else "")
     failed = sum(failures.values())
     p50, p99 = percentile(ordered, 0.50), percentile(ordered, 0.99)
-    return Load(sent / seconds, p50, p99, sent, failed, detail)
+    return Load(sent / seconds, p50, p99, sent, failed, detail, lag)
