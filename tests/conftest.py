@@ -1,12 +1,13 @@
-"""Shared fixtures: running the CLI and the OpenSSL CLI as an interop peer."""
+"""Shared fixtures: running the CLI, the OpenSSL CLI as an interop peer, headless Chromium."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +51,15 @@ def ossl(openssl: str) -> Run:
         return proc
 
     return run
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium (Selenium ``webdriver.Chrome``) with a fresh profile."""
+    from tests.browser import chromium_driver  # selenium loads only for browser tests
+
+    driver = chromium_driver(tmp_path / "chromium")
+    try:
+        yield driver
+    finally:
+        driver.quit()

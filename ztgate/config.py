@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from authn.config import AuthnConfig
+from device_fingerprint.config import DeviceConfig
 
 T = TypeVar("T")
 
@@ -63,6 +64,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     crypto: CryptoConfig = field(default_factory=CryptoConfig)
     authn: AuthnConfig = field(default_factory=AuthnConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
 
 MAX_FILE = 1024 * 1024

@@ -1,7 +1,7 @@
 """`SqlStore`: the one `Store` implementation, over SQLite or PostgreSQL.
 
 Queries are written once, in PostgreSQL's ``$1`` placeholder style; the SQLite
-driver (`authn.store`) rewrites ``$n`` to ``?n``, SQLite's numbered parameters,
+driver (`storage.sqlite`) rewrites ``$n`` to ``?n``, SQLite's numbered parameters,
 so both databases run the very same statements.
 
 Every one-time value is consumed by a single conditional statement, so the
@@ -39,7 +39,7 @@ from authn.store.base import (
     User,
     WebAuthnCredential,
 )
-from authn.store.schema import Database, IntegrityViolation, Row
+from storage import Database, IntegrityViolation, Row
 
 PURGE_EVERY: Final = 100
 """Purge expired single-use rows on one write in this many (keeps tables bounded)."""

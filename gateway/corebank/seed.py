@@ -17,11 +17,11 @@ from typing import Final
 
 import aiosqlite
 
-from authn.store import SqliteDatabase
 from gateway.corebank.model import Bank
 from gateway.corebank.store import BankStore, connect
 from gateway.corebank.synthetic import generate
 from gateway.corebank.views import customer_document
+from storage.sqlite import SqliteDatabase
 
 SCHEMA_VERSION: Final = "1"
 

@@ -5,7 +5,7 @@ a restart resumes where the bank stopped. First start seeds the file from the
 synthetic generator (`gateway.corebank.seed`); later starts find the seed in
 ``meta`` and refuse a different one rather than serve a mixture.
 
-The driver is `authn.store`'s SQLite one (one aiosqlite connection behind a
+The driver is `storage.sqlite`'s (one aiosqlite connection behind a
 lock, WAL, ``BEGIN IMMEDIATE`` transactions, ``$n`` placeholders). Tables are
 STRICT and ``balance_fen`` carries ``CHECK (balance_fen >= 0)``: even a bug in
 the transfer logic cannot leave an account overdrawn.
@@ -21,11 +21,9 @@ from typing import Any, Final
 
 import aiosqlite
 
-from authn.store import SQLITE_BUSY_TIMEOUT_MS, SqliteDatabase
-from authn.store import _create_private_file as create_private_file
-from authn.store import _enable_wal as enable_wal
-from authn.store.schema import Row
 from gateway.corebank.model import CST, Account, Card, StaffUser, Transaction
+from storage.base import Row
+from storage.sqlite import SQLITE_BUSY_TIMEOUT_MS, SqliteDatabase, create_private_file, enable_wal
 
 DB_NAME: Final = "corebank.db"
 

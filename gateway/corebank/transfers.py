@@ -27,12 +27,12 @@ from datetime import datetime
 from typing import Any, Final
 
 from authn.errors import AuthnError
-from authn.store.schema import Executor
 from crypto import sm3
 from gateway.corebank.model import CST
 from gateway.corebank.money import CURRENCY, format_fen
 from gateway.corebank.store import BankStore, Transfer
 from gateway.corebank.synthetic import DEBIT_PRODUCTS, SAVINGS_PREFIX
+from storage.base import Executor
 
 OWN_PREFIXES: Final = (*(prefix for prefix, _, _ in DEBIT_PRODUCTS), SAVINGS_PREFIX)
 """Account number prefixes of this bank: a payee under them must exist here."""

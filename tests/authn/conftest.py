@@ -35,17 +35,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from authn.store import Store, open_store
 from authn.store.schema import LATEST
+from tests.databases import POSTGRES_URL, admin_connection, throwaway_schema
 
-POSTGRES_URL = os.environ.get(
-    "ZTGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 StoreURL = tuple[str, str | None]
 
 
@@ -56,30 +53,6 @@ class _PgSchemas:
     created: set[str] = field(default_factory=set)
     ready: list[str] = field(default_factory=list)
     tables: frozenset[str] = frozenset()
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, fit for a failure message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-async def _admin_connection() -> asyncpg.Connection:
-    try:
-        # lock_timeout: a test that leaked an open transaction must not hang cleanup.
-        return await asyncpg.connect(
-            POSTGRES_URL, timeout=5, server_settings={"lock_timeout": "5000"}
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {_redacted(POSTGRES_URL)} "
-            f"({type(exc).__name__}: {exc}). The postgresql-param store tests need it: "
-            "start it (trust auth, database 'test') or point ZTGATE_TEST_POSTGRES_URL at one.",
-            pytrace=False,
-        )
 
 
 async def _drop(schemas: set[str]) -> None:
@@ -132,13 +105,8 @@ async def fresh_store_url(
     if store_backend == "sqlite":
         yield f"sqlite://{tmp_path / 'fresh' / 'authn.db'}", None
         return
-    admin = await _admin_connection()
-    schema = f"t_{uuid.uuid4().hex}"
-    try:
+    async with throwaway_schema() as schema:
         yield POSTGRES_URL, schema
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +128,7 @@ async def store_url(
             shutil.copyfileobj(src, out)  # closed stores leave no -wal: one file is all
         yield f"sqlite://{target}", None
         return
-    admin = await _admin_connection()
+    admin = await admin_connection()
     try:
         if _pg_schemas.ready:
             schema = _pg_schemas.ready.pop()

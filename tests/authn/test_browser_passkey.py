@@ -14,22 +14,18 @@ one carries a lower counter (WebAuthn L3 §6.1.1, §7.2 step 21).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
-import shutil
-import threading
 import urllib.request
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from aiohttp import web
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import (
     Protocol,
@@ -39,29 +35,9 @@ from selenium.webdriver.common.virtual_authenticator import (
 from selenium.webdriver.support.wait import WebDriverWait
 
 from authn.acr import PASSKEY
+from tests.browser import ServiceThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-T = TypeVar("T")
-
-
-class ServiceThread:
-    """The service on its own event loop in a thread (Selenium calls block)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture
@@ -87,40 +63,18 @@ def service(tmp_path: Path) -> Iterator[tuple[Any, int]]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(path) is None:
-            pytest.fail(f"{path} is required (Debian packages chromium and chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
-        driver.set_script_timeout(20)
-        driver.add_virtual_authenticator(
-            VirtualAuthenticatorOptions(
-                protocol=Protocol.CTAP2,
-                transport=Transport.INTERNAL,
-                has_resident_key=True,
-                has_user_verification=True,
-                is_user_verified=True,
-            )
+def browser(chromium: webdriver.Chrome) -> webdriver.Chrome:
+    """Chromium with a virtual CTAP2 platform authenticator (resident keys, UV)."""
+    chromium.add_virtual_authenticator(
+        VirtualAuthenticatorOptions(
+            protocol=Protocol.CTAP2,
+            transport=Transport.INTERNAL,
+            has_resident_key=True,
+            has_user_verification=True,
+            is_user_verified=True,
         )
-        yield driver
-    finally:
-        driver.quit()
+    )
+    return chromium
 
 
 def page_call(driver: webdriver.Chrome, function: str, *args: Any) -> dict[str, Any]:

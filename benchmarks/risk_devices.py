@@ -1,0 +1,196 @@
+"""The device half of the risk scenario simulator: synthetic devices, the real assessor.
+
+Devices come from `device_fingerprint.synthetic` (market-share populations,
+monthly drift, attack devices); each request's `DeviceObservation` is
+`synthetic.observe`'s rendering of the device's collector payload, User-Agent,
+client hints and JA4, and its verdict comes from the real `DeviceAssessor` over
+a real `DeviceRegistry` (SQLite in a temporary directory), on the simulated
+clock. The country the assessor checks time zones against is the risk
+scorer's geolocation of the request's address, as in the gateway.
+
+Customers have the banking app (which proves a device-held key on every
+request, DPoP) and often a browser too; a customer binds a device after the
+step-up any new device triggers. Ground truth (`SyntheticDevice.uid`) is kept
+beside every verdict to count device-id false merges and false splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from benchmarks.risk_world import DAY, City, Customer
+from device_fingerprint import assessor, registry, synthetic
+from device_fingerprint import config as device_config
+from device_fingerprint.assessment import DeviceAssessment, TrustLevel
+
+__all__ = ["DeviceLab", "Handle"]
+
+DRIFT_EVERY = 30 * DAY
+"""`synthetic.drift` is one month of normal use."""
+
+
+@dataclass(slots=True)
+class Handle:
+    """One physical device as the simulator uses it."""
+
+    device: synthetic.SyntheticDevice
+    key: str | None = None
+    """RFC 7638 thumbprint of the app's device-held key (DPoP), when it has one."""
+    drifted_at: float = 0.0
+    legitimate: bool = True
+    """Counted for device-id quality (attack devices are not)."""
+
+
+def _thumbprint(rng: random.Random) -> str:
+    return hashlib.sha256(rng.randbytes(32)).hexdigest()[:43]
+
+
+class DeviceLab:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed * 7919 + 17)
+        shm = Path("/dev/shm")
+        self._dir = tempfile.TemporaryDirectory(
+            prefix="risk-scenarios-", dir=shm if shm.is_dir() else None
+        )
+        self._now = 0.0
+        self._registry: registry.DeviceRegistry | None = None
+        self._assessor: assessor.DeviceAssessor | None = None
+        self._devices: dict[tuple[str, int, bool], Handle] = {}
+        self._farms: dict[str, Handle] = {}
+        self._bound: set[tuple[str, str]] = set()
+        self._ids_of: dict[str, set[str]] = {}
+        """Ground-truth uid -> device ids it was given (legitimate devices)."""
+        self._uids_of: dict[str, set[str]] = {}
+        """Device id -> ground-truth uids given it (legitimate devices)."""
+        self._seen = 0
+        self._split = 0
+        self._merged = 0
+
+    async def start(self) -> None:
+        url = f"sqlite:///{Path(self._dir.name) / 'devices.db'}"
+        config = device_config.DeviceConfig()
+        self._registry = await registry.open_registry(url, config)
+        self._assessor = assessor.DeviceAssessor(self._registry, config, clock=lambda: self._now)
+
+    async def close(self) -> None:
+        if self._registry is not None:
+            await self._registry.close()
+        self._dir.cleanup()
+
+    # -- devices ------------------------------------------------------------------------------
+
+    def customer_device(self, customer: Customer, *, app: bool) -> Handle:
+        """The customer's app (one phone per `device_generation`) or browser."""
+        slot = (customer.subject, customer.device_generation, app)
+        handle = self._devices.get(slot)
+        if handle is None:
+            rng = self.rng
+            if app:
+                device = synthetic.random_device(rng, rng.choice(("android-app", "ios-app")))
+                handle = Handle(device, key=_thumbprint(rng))
+            else:
+                handle = Handle(synthetic.random_device(rng))
+            self._devices[slot] = handle
+        return handle
+
+    def attacker_device(self, name: str) -> Handle:
+        """The attacker's own phone or computer: clean, just never seen for the victim."""
+        return Handle(synthetic.random_device(self.rng), legitimate=False)
+
+    def stuffing_device(self, name: str) -> Handle:
+        """A real browser's payload replayed by a script (its TLS stack is the script's)."""
+        base = synthetic.random_device(self.rng, "windows-chrome")
+        return Handle(synthetic.scripted_client(base, self.rng), legitimate=False)
+
+    def headless_device(self, name: str) -> Handle:
+        stealth = self.rng.random() < 0.5
+        return Handle(synthetic.headless_browser(self.rng, stealth=stealth), legitimate=False)
+
+    def farm_device(self, farm: str, account: int) -> Handle:
+        """One phone of a farm; between accounts the app is reinstalled half the time."""
+        handle = self._farms.get(farm)
+        if handle is None:
+            handle = self._farms[farm] = Handle(synthetic.device_farm(self.rng), legitimate=False)
+        elif self.rng.random() < 0.5:
+            handle.device = synthetic.reinstall(handle.device, self.rng)
+        return handle
+
+    def sim_swapped_device(self, customer: Customer) -> Handle:
+        """The customer's own phone, now reporting another SIM (their number swapped)."""
+        own = self.customer_device(customer, app=True)
+        swapped = synthetic.sim_swap(own.device, self.rng)
+        return Handle(swapped, key=own.key, legitimate=False)
+
+    # -- verdicts ------------------------------------------------------------------------------
+
+    async def assess(
+        self,
+        handle: Handle,
+        subject: str,
+        ip: str,
+        at: float,
+        region: str | None,
+        place: City | None = None,
+    ) -> DeviceAssessment:
+        """The real assessor's verdict; `place` sets the device's clock to where it is."""
+        assert self._assessor is not None, "start() first"
+        self._now = at
+        if handle.legitimate and at - handle.drifted_at >= DRIFT_EVERY:
+            if handle.drifted_at:
+                before = handle.device.app.get("install_id")
+                handle.device = synthetic.drift(handle.device, self.rng)
+                if handle.key is not None and handle.device.app.get("install_id") != before:
+                    handle.key = _thumbprint(self.rng)  # a reinstall makes a new key
+            handle.drifted_at = at
+        device = handle.device
+        if place is not None:
+            device = replace(device, region=place.country, tz=place.tz)
+        obs = synthetic.observe(device, subject, now=at, key_thumbprint=handle.key)
+        verdict = await self._assessor.assess(replace(obs, client_ip=ip), region=region)
+        if handle.legitimate and verdict.device_id is not None:
+            self._count(handle.device.uid, verdict.device_id)
+        return verdict
+
+    def _count(self, uid: str, device_id: str) -> None:
+        ids = self._ids_of.setdefault(uid, set())
+        uids = self._uids_of.setdefault(device_id, set())
+        if ids:
+            self._seen += 1
+            self._split += device_id not in ids
+        if uids and uid not in uids:
+            self._merged += 1
+        ids.add(device_id)
+        uids.add(uid)
+
+    async def session_succeeded(
+        self, handle: Handle, subject: str, verdict: DeviceAssessment, at: float
+    ) -> None:
+        """The customer passed the step-up a new device triggers and bound the device."""
+        assert self._registry is not None
+        if verdict.device_id is None or verdict.bound_to_subject:
+            return
+        if verdict.trust is TrustLevel.SUSPICIOUS or (subject, verdict.device_id) in self._bound:
+            return
+        try:
+            await self._registry.bind(
+                subject,
+                verdict,
+                actor=registry.Actor("customer", subject),
+                acr=device_config.ACR_MFA,
+                name="phone",
+                now=at,
+            )
+            self._bound.add((subject, verdict.device_id))
+        except registry.RegistryError:
+            pass  # e.g. the bound-device limit: the device stays merely known
+
+    def id_error_rates(self) -> tuple[float, float]:
+        """(false merges, false splits) over repeat sightings of legitimate devices:
+        a merge gives a device an id already given to another device; a split gives a
+        device an id it had not had before."""
+        seen = max(self._seen, 1)
+        return self._merged / seen, self._split / seen

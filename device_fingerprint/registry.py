@@ -1,0 +1,428 @@
+"""Devices per subject: binding, listing, renaming, revoking, with an audit trail.
+
+SQL on `storage` (SQLite by default, PostgreSQL for a fleet); tables in
+`device_fingerprint.registry_schema`. Two audiences:
+
+* the customer and the bank (`bind`, `list_devices`, `rename`, `revoke`,
+  `audit`) — every change is written with its audit row in one transaction;
+* `DeviceAssessor`, which keeps what it reads in a per-process cache and writes
+  only on first sightings, drift and hourly ``last_seen`` touches.
+
+Binding rules: only the customer binds, from the device being bound (the
+`DeviceAssessment` of the current request names it), after an authentication of
+at least `DeviceConfig.bind_min_acr`, never a ``suspicious`` device, and at most
+`DeviceConfig.max_bound_devices` per subject — enforced under a per-subject lock
+so concurrent binds cannot overshoot. Staff can rename and revoke, not bind.
+Refusals raise `RegistryError` with a machine-readable ``code``.
+
+Changes reach other processes' caches through `changes_since` (the audit table);
+`on_change` callbacks reach this process's at once.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from device_fingerprint.assessment import DeviceAssessment, TrustLevel
+from device_fingerprint.config import DeviceConfig
+from device_fingerprint.registry_schema import MIGRATIONS
+from storage import Database, IntegrityViolation, Row, open_database
+
+__all__ = [
+    "Actor",
+    "AuditEntry",
+    "Device",
+    "DeviceRegistry",
+    "RegistryError",
+    "open_registry",
+]
+
+State = Literal["known", "bound", "revoked"]
+MAX_NAME: Final = 64
+MAX_REASON: Final = 200
+PURGE_EVERY: Final = 200
+_DEVICE_COLUMNS: Final = (
+    "subject, device_id, kind, label, name, state, key_bound, signal_id, graph_key, features,"
+    " first_seen, last_seen, bound_at, revoked_at, sim_changed_at"
+)
+
+
+class RegistryError(ValueError):
+    """A refused registry operation; ``code`` is machine-readable (e.g. ``acr:insufficient``)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who changes a binding: the customer (``id`` = their subject) or bank staff."""
+
+    kind: Literal["customer", "staff"]
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    subject: str
+    device_id: str
+    kind: str
+    label: str
+    name: str
+    state: State
+    key_bound: bool
+    """The device id is a key thumbprint (``jkt:…``): possession is proven per request."""
+    signal_id: str | None
+    graph_key: str | None
+    features: Mapping[str, Any]
+    first_seen: float
+    last_seen: float
+    bound_at: float | None
+    revoked_at: float | None
+    sim_changed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    audit_id: str
+    at: float
+    subject: str
+    device_id: str
+    action: Literal["bind", "rename", "revoke"]
+    actor: Actor
+    acr: str | None
+    detail: Mapping[str, Any]
+
+
+def _device(r: Row) -> Device:
+    return Device(
+        r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], json.loads(r[9]),
+        float(r[10]), float(r[11]), _opt(r[12]), _opt(r[13]), _opt(r[14]),
+    )  # fmt: skip
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _clean_text(value: str, limit: int, code: str) -> str:
+    """Printable text only (no control or format characters), 1..limit code points."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if not 0 < len(text) <= limit or any(unicodedata.category(c)[0] == "C" for c in text):
+        raise RegistryError(code)
+    return text
+
+
+class DeviceRegistry:
+    def __init__(self, db: Database, config: DeviceConfig) -> None:
+        self._db = db
+        self._config = config
+        self._listeners: list[Callable[[str], None]] = []
+        self._writes = 0
+        self.dialect = db.dialect
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    def on_change(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(subject)` after every binding change this process makes."""
+        self._listeners.append(callback)
+
+    def _changed(self, subject: str) -> None:
+        for callback in self._listeners:
+            callback(subject)
+
+    # -- the customer's and the bank's operations ------------------------------------
+
+    async def bind(
+        self,
+        subject: str,
+        assessment: DeviceAssessment,
+        *,
+        actor: Actor,
+        acr: str | None,
+        amr: Sequence[str] = (),
+        name: str,
+        now: float | None = None,
+    ) -> Device:
+        """Bind the device that made the current request (`assessment`) to `subject`."""
+        if actor.kind != "customer":
+            raise RegistryError("actor:not_allowed")
+        if actor.id != subject:
+            raise RegistryError("actor:not_subject")
+        if self._config.acr_rank(acr) < self._config.acr_rank(self._config.bind_min_acr):
+            raise RegistryError("acr:insufficient")
+        if assessment.device_id is None:
+            raise RegistryError("device:unknown")
+        if assessment.trust is TrustLevel.SUSPICIOUS:
+            raise RegistryError("device:suspicious")
+        label = _clean_text(name, MAX_NAME, "name:invalid")
+        at = time.time() if now is None else now
+        device_id = assessment.device_id
+        async with self._db.transaction() as tx:
+            if self.dialect == "postgresql":  # serialise binds of one subject (the limit)
+                await tx.execute(
+                    "SELECT 1 FROM device_devices WHERE subject = $1 FOR UPDATE", subject
+                )
+            rows = await tx.fetch(
+                "SELECT state, (SELECT COUNT(*) FROM device_devices"
+                " WHERE subject = $1 AND state = 'bound') FROM device_devices"
+                " WHERE subject = $1 AND device_id = $2",
+                subject,
+                device_id,
+            )
+            if not rows:
+                raise RegistryError("device:unknown")
+            state, bound = rows[0]
+            if state == "bound":
+                raise RegistryError("device:already_bound")
+            if int(bound) >= self._config.max_bound_devices:
+                raise RegistryError("limit:bound_devices")
+            await tx.execute(
+                "UPDATE device_devices SET state = 'bound', name = $3, bound_at = $4,"
+                " revoked_at = NULL WHERE subject = $1 AND device_id = $2",
+                subject,
+                device_id,
+                label,
+                at,
+            )
+            await self._audit(
+                tx, at, subject, device_id, "bind", actor, acr, {"name": label, "amr": sorted(amr)}
+            )
+            [row] = await tx.fetch(
+                f"SELECT {_DEVICE_COLUMNS} FROM device_devices"  # noqa: S608
+                " WHERE subject = $1 AND device_id = $2",
+                subject,
+                device_id,
+            )
+        self._changed(subject)
+        return _device(row)
+
+    async def rename(
+        self, subject: str, device_id: str, name: str, *, actor: Actor, now: float | None = None
+    ) -> None:
+        self._may_manage(subject, actor)
+        label = _clean_text(name, MAX_NAME, "name:invalid")
+        at = time.time() if now is None else now
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE device_devices SET name = $3 WHERE subject = $1 AND device_id = $2",
+                subject,
+                device_id,
+                label,
+            )
+            if not changed:
+                raise RegistryError("device:unknown")
+            await self._audit(tx, at, subject, device_id, "rename", actor, None, {"name": label})
+        self._changed(subject)
+
+    async def revoke(
+        self,
+        subject: str,
+        device_id: str,
+        *,
+        actor: Actor,
+        reason: str = "",
+        now: float | None = None,
+    ) -> bool:
+        """Revoke a binding (or disown a known device); False if it was already revoked.
+        Effective in this process for the very next request."""
+        self._may_manage(subject, actor)
+        why = _clean_text(reason, MAX_REASON, "reason:invalid") if reason.strip() else ""
+        at = time.time() if now is None else now
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE device_devices SET state = 'revoked', revoked_at = $3"
+                " WHERE subject = $1 AND device_id = $2 AND state <> 'revoked'",
+                subject,
+                device_id,
+                at,
+            )
+            if not changed:
+                found = await tx.fetch(
+                    "SELECT 1 FROM device_devices WHERE subject = $1 AND device_id = $2",
+                    subject,
+                    device_id,
+                )
+                if not found:
+                    raise RegistryError("device:unknown")
+                return False
+            await self._audit(tx, at, subject, device_id, "revoke", actor, None, {"reason": why})
+        self._changed(subject)
+        return True
+
+    async def list_devices(self, subject: str) -> list[Device]:
+        rows = await self._db.fetch(
+            f"SELECT {_DEVICE_COLUMNS} FROM device_devices WHERE subject = $1"  # noqa: S608
+            " ORDER BY last_seen DESC, device_id",
+            subject,
+        )
+        return [_device(r) for r in rows]
+
+    async def audit(self, subject: str) -> list[AuditEntry]:
+        rows = await self._db.fetch(
+            "SELECT audit_id, at, subject, device_id, action, actor_kind, actor_id, acr, detail"
+            " FROM device_audit WHERE subject = $1 ORDER BY at, audit_id",
+            subject,
+        )
+        return [
+            AuditEntry(
+                r[0], float(r[1]), r[2], r[3], r[4], Actor(r[5], r[6]), r[7], json.loads(r[8])
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _may_manage(subject: str, actor: Actor) -> None:
+        if actor.kind == "customer" and actor.id != subject:
+            raise RegistryError("actor:not_subject")
+        if not actor.id:
+            raise RegistryError("actor:invalid")
+
+    @staticmethod
+    async def _audit(
+        tx: Any,
+        at: float,
+        subject: str,
+        device_id: str,
+        action: str,
+        actor: Actor,
+        acr: str | None,
+        detail: Mapping[str, Any],
+    ) -> None:
+        await tx.execute(
+            "INSERT INTO device_audit (audit_id, at, subject, device_id, action, actor_kind,"
+            " actor_id, acr, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            secrets.token_hex(16),
+            at,
+            subject,
+            device_id,
+            action,
+            actor.kind,
+            actor.id,
+            acr,
+            json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        )
+
+    # -- what the assessor reads and writes ------------------------------------------
+
+    async def subject_devices(self, subject: str, now: float) -> tuple[list[Device], int]:
+        """The subject's devices (`add_device` keeps at most `max_known_devices` unbound
+        ones), and how many it first used within `DeviceConfig.hop_window`."""
+        rows = await self._db.fetch(
+            f"SELECT {_DEVICE_COLUMNS} FROM device_devices WHERE subject = $1",  # noqa: S608
+            subject,
+        )
+        [(recent,)] = await self._db.fetch(
+            "SELECT COUNT(*) FROM device_devices WHERE subject = $1 AND first_seen >= $2",
+            subject,
+            now - self._config.hop_window,
+        )
+        return [_device(r) for r in rows], int(recent)
+
+    async def add_device(self, device: Device) -> bool:
+        """Record a first sighting; False if another worker recorded it first. Forgets
+        the subject's least recently seen known devices beyond `max_known_devices`."""
+        async with self._db.transaction() as tx:
+            try:
+                await tx.execute(
+                    f"INSERT INTO device_devices ({_DEVICE_COLUMNS}) VALUES"  # noqa: S608
+                    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    device.subject, device.device_id, device.kind, device.label, device.name,
+                    device.state, int(device.key_bound), device.signal_id, device.graph_key,
+                    json.dumps(device.features, sort_keys=True), device.first_seen,
+                    device.last_seen, device.bound_at, device.revoked_at, device.sim_changed_at,
+                )  # fmt: skip
+            except IntegrityViolation:
+                return False
+            await tx.execute(
+                "DELETE FROM device_devices WHERE subject = $1 AND state = 'known'"
+                " AND device_id NOT IN (SELECT device_id FROM device_devices"
+                " WHERE subject = $1 AND state = 'known' ORDER BY last_seen DESC LIMIT $2)",
+                device.subject,
+                self._config.max_known_devices,
+            )
+        return True
+
+    async def update_signals(
+        self,
+        subject: str,
+        device_id: str,
+        *,
+        features: Mapping[str, Any],
+        signal_id: str | None,
+        graph_key: str | None,
+        sim_changed_at: float | None,
+        now: float,
+    ) -> None:
+        """Drift: the device's latest features become its reference."""
+        await self._db.execute(
+            "UPDATE device_devices SET features = $3, signal_id = $4, graph_key = $5,"
+            " sim_changed_at = $6, last_seen = $7 WHERE subject = $1 AND device_id = $2",
+            subject,
+            device_id,
+            json.dumps(features, sort_keys=True),
+            signal_id,
+            graph_key,
+            sim_changed_at,
+            now,
+        )
+
+    async def touch(self, subject: str, device_id: str, now: float) -> None:
+        await self._db.execute(
+            "UPDATE device_devices SET last_seen = $3 WHERE subject = $1 AND device_id = $2"
+            " AND last_seen < $3",
+            subject,
+            device_id,
+            now,
+        )
+
+    async def sight(self, graph_key: str, subject: str, now: float) -> int:
+        """Record that `subject` used the device `graph_key`; return how many distinct
+        subjects used it within `DeviceConfig.farm_window`."""
+        await self._db.execute(
+            "INSERT INTO device_sightings (graph_key, subject, first_seen, last_seen)"
+            " VALUES ($1, $2, $3, $3) ON CONFLICT (graph_key, subject)"
+            " DO UPDATE SET last_seen = excluded.last_seen"
+            " WHERE device_sightings.last_seen < excluded.last_seen",
+            graph_key,
+            subject,
+            now,
+        )
+        self._writes += 1
+        if self._writes % PURGE_EVERY == 0:
+            await self._db.execute(
+                "DELETE FROM device_sightings WHERE last_seen < $1",
+                now - self._config.farm_window,
+            )
+        return await self.subjects_of(graph_key, now)
+
+    async def subjects_of(self, graph_key: str, now: float) -> int:
+        [(count,)] = await self._db.fetch(
+            "SELECT COUNT(*) FROM device_sightings WHERE graph_key = $1 AND last_seen >= $2",
+            graph_key,
+            now - self._config.farm_window,
+        )
+        return int(count)
+
+    async def changes_since(self, since: float) -> list[tuple[str, str, float]]:
+        """(audit_id, subject, at) of binding changes at or after `since`."""
+        rows = await self._db.fetch(
+            "SELECT audit_id, subject, at FROM device_audit WHERE at >= $1 ORDER BY at",
+            since,
+        )
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+
+async def open_registry(
+    url: str, config: DeviceConfig, *, schema: str | None = None
+) -> DeviceRegistry:
+    """Open (and migrate) the registry at `url`: ``sqlite://…`` or ``postgresql://…``."""
+    return DeviceRegistry(await open_database(url, MIGRATIONS, schema=schema), config)
