@@ -62,6 +62,7 @@ from benchmarks.edge_setup import (  # noqa: E402
     CoreBanks,
     Edge,
     agent_config,
+    check_decisions,
     customer_headers,
     gateway_document,
     probe,
@@ -71,6 +72,7 @@ from benchmarks.loadgen import fixed_rate, wrk  # noqa: E402
 
 ROUTE = "/api/products"
 DEFAULT_COMPONENTS = "gateway.components:build_components"
+DOUBLES = "tests.gateway.doubles:make_components"
 LAG_LIMIT_MS = 1.0
 """A fixed-rate run whose generator started requests later than this (p99) cannot
 judge a 5 ms latency target."""
@@ -116,10 +118,12 @@ async def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="ztgate-bench-edge-") as tmp_name:
         tmp = Path(tmp_name)
         config, token_ring = await agent_config(tmp, args.assertion)
+        real_device = args.components != DOUBLES
         fresh = iter(range(1, 1000))
 
         async def headers() -> dict[str, str]:
-            return await customer_headers(config, token_ring, f"bench-{next(fresh)}")
+            name = f"bench-{next(fresh)}"
+            return await customer_headers(config, token_ring, name, real_device=real_device)
 
         async with CoreBanks(tmp / "corebank", args.corebanks) as banks:
             doc = gateway_document(banks.ports, agent_ports=[])
@@ -144,6 +148,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
                         rows.append(await _measure("ztgate", n, e, args))
                 finally:
                     await asyncio.to_thread(supervisor.stop)
+                decisions = check_decisions(cfg.decision_log_dir)
+                print(f"  decision logs: {decisions}", file=sys.stderr, flush=True)
+                for old in cfg.decision_log_dir.glob("decisions-*.jsonl"):
+                    old.unlink()
     return rows
 
 

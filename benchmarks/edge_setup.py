@@ -6,9 +6,11 @@ customer, a token and a bound device."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ import aiohttp
 
 from authn.store import open_store
 from crypto.keyring import KeyRing
+from device_fingerprint.assessment import DeviceObservation
 from edge_nodes.clusters import build_clusters
 from edge_nodes.envoy import EnvoyOptions, LocalEnvoy, bootstrap
 from edge_nodes.listeners import build_listener
@@ -33,6 +36,7 @@ from tests.edge_nodes.harness import free_port
 from tests.gateway.harness import customer_token, make_config, signals
 
 NODE = "bench-edge"
+MFA = "urn:ztgate:acr:mfa"
 AGENT_FILTERS = ("envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc")
 DEFAULTS = Path(gateway_config.__file__).parent / "defaults" / "gateway.json"
 
@@ -238,16 +242,80 @@ async def agent_config(tmp: Path, assertion: str = "sm2") -> tuple[AgentConfig, 
     return _production_defaults(config), token_ring
 
 
-async def customer_headers(config: AgentConfig, token_ring: KeyRing, name: str) -> dict[str, str]:
+async def customer_headers(
+    config: AgentConfig, token_ring: KeyRing, name: str, *, real_device: bool
+) -> dict[str, str]:
     """A new customer, a fresh valid token for them (tokens live minutes: one per
-    scenario) and a device bound to them: the request headers."""
+    scenario) and a device bound to them: the request headers. `real_device`: a
+    synthetic browser's collector payload, seen once by the real assessor and bound
+    in the device registry (the authn store's database); otherwise the test
+    doubles' payload naming the subject it is bound to."""
     store = await open_store(config.store_url)
     try:
         subject, token = await customer_token(store, token_ring, name)
     finally:
         await store.close()
-    return {
-        "authorization": f"Bearer {token}",
-        "user-agent": "BankApp/8.4.2",
-        "x-device-signals": signals("dev-" + name, subject),
-    }
+    headers = {"authorization": f"Bearer {token}", "user-agent": "BankApp/8.4.2"}
+    if not real_device:
+        return headers | {"x-device-signals": signals("dev-" + name, subject)}
+    obs = await _bound_device(config, subject)
+    encoded = base64.urlsafe_b64encode(obs.signals or b"").rstrip(b"=").decode()
+    assert obs.user_agent is not None
+    return (
+        headers
+        | dict(obs.client_hints)
+        | {
+            "user-agent": obs.user_agent,
+            "x-device-signals": encoded,
+        }
+    )
+
+
+async def _bound_device(config: AgentConfig, subject: str) -> DeviceObservation:
+    from device_fingerprint.assessor import DeviceAssessor
+    from device_fingerprint.config import DeviceConfig
+    from device_fingerprint.registry import Actor, open_registry
+    from device_fingerprint.synthetic import observe, random_device
+
+    device = random_device(random.Random(subject), "windows-chrome")
+    # As the edge will see it: loopback client, plain HTTP (no JA4).
+    obs = replace(observe(device, subject), client_ip="127.0.0.1", ja4=None)
+    registry = await open_registry(
+        config.store_url, DeviceConfig(), schema=config.store_schema or None
+    )
+    assessor = DeviceAssessor(registry, DeviceConfig())
+    try:
+        await assessor.start()
+        seen = await assessor.assess(obs)
+        await registry.bind(subject, seen, actor=Actor("customer", subject), acr=MFA, name="bench")
+        bound = await assessor.assess(obs)
+        if not bound.bound_to_subject:
+            raise RuntimeError(f"the device did not bind: {bound}")
+    finally:
+        await assessor.close()
+        await registry.close()
+    return obs
+
+
+def check_decisions(directory: Path) -> str:
+    """Proof from the workers' decision logs that the measured checks were full ones:
+    the last decision of every worker allows an authenticated customer on a device
+    bound to them. Returns a one-line summary; raises when that is not so."""
+    seen = []
+    for path in sorted(directory.glob("decisions-*.jsonl")):
+        lines = path.read_text().splitlines()
+        if not lines:
+            continue
+        event = json.loads(lines[-1])
+        device, result = event["input"]["device"], event["result"]
+        identity = event["input"].get("identity") or {}
+        if not (
+            result.get("allow")
+            and device.get("bound_to_subject")
+            and identity.get("kind") == "customer"
+        ):
+            raise RuntimeError(f"{path.name}: not an allowed check on a bound device")
+        seen.append(f"{path.name}: {len(lines)} decisions, trust {device.get('trust')}")
+    if not seen:
+        raise RuntimeError(f"no decision log in {directory}")
+    return "; ".join(seen)
