@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge behaviour, never speed: no per-example deadline (a loaded
+# 2-core CI machine would otherwise fail them for being slow).
+settings.register_profile("ztgate", deadline=None)
+settings.load_profile("ztgate")
 
 Run = Callable[..., subprocess.CompletedProcess[bytes]]
 

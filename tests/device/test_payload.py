@@ -161,7 +161,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4096))
 def test_arbitrary_bytes_only_ever_raise_payload_error(raw: bytes) -> None:
     try:
@@ -172,7 +172,7 @@ def test_arbitrary_bytes_only_ever_raise_payload_error(raw: bytes) -> None:
         signals_from_payload(doc)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=2000))
 def test_arbitrary_text_only_ever_raises_payload_error(text: str) -> None:
     with contextlib.suppress(PayloadError):
@@ -214,7 +214,7 @@ def _mutations(kind: str) -> st.SearchStrategy[dict[str, Any]]:
     return build()
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["web", "mobile"]).flatmap(lambda k: st.tuples(st.just(k), _mutations(k))))
 def test_reader_agrees_with_the_published_schema(case: tuple[str, dict[str, Any]]) -> None:
     """Accept exactly what the JSON Schema accepts — beyond it, only the documented extras:
@@ -250,7 +250,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.fixed_dictionaries(
         {
