@@ -18,6 +18,7 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
+from gateway import ext_proc
 from gateway.context import RequestRejected, parse_check_request
 from gateway.pipeline import Deny, Pipeline
 from gateway.responses import check_response, deny_response
@@ -59,12 +60,14 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
 
 
 async def start_server(pipeline: Pipeline, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """Serve `pipeline` on ``host:port`` (plain gRPC; loopback only); port 0 picks a
-    free one. Returns the started server and its port."""
+    """Serve `pipeline` on ``host:port`` (plain gRPC; loopback only), with the response
+    processor (`gateway.ext_proc`) beside it; port 0 picks a free one. Returns the
+    started server and its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         AuthorizationService(pipeline), server
     )
+    ext_proc.add_to_server(server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

@@ -1,0 +1,120 @@
+"""Envoy's external processing service (envoy.service.ext_proc.v3.ExternalProcessor/Process)
+on the same ``grpc.aio`` server as ext_authz: the seam where response masking plugs in.
+
+The control plane sends the response of every route marked ``masking`` here
+(response headers, then the buffered body; ``failure_mode_allow`` false). For now
+the processor passes everything through: each ProcessingRequest phase gets the
+matching empty response, which Envoy reads as CONTINUE with no mutation
+(ext_proc.v3 ``CommonResponse.status`` defaults to CONTINUE). Masking (JR/T
+0171-2020) will replace the ``response_body`` answer according to the decision's
+mask profile, which arrives as the dynamic metadata ext_authz set (namespace
+``envoy.filters.http.ext_authz``, keys ``mask_profile`` and ``decision_id``,
+forwarded through the filter's ``metadata_options``). A stream without a valid
+profile is treated as ``strict``: the strictest profile is the default (docs/policy.md).
+
+A message this processor does not understand (no phase set, or one added by a
+later protocol version) ends the stream with INVALID_ARGUMENT: Envoy then fails
+the request closed (5xx) instead of serving a response nobody examined.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    BodyResponse,
+    HeadersResponse,
+    ProcessingRequest,
+    ProcessingResponse,
+    TrailersResponse,
+)
+
+__all__ = ["AUTHZ_NAMESPACE", "DEFAULT_PROFILE", "ExternalProcessorService", "ResponseContext"]
+
+log = logging.getLogger("ztgate.gateway.ext_proc")
+
+AUTHZ_NAMESPACE: Final = "envoy.filters.http.ext_authz"
+DEFAULT_PROFILE: Final = "strict"
+_PROFILE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_DECISION_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+_CONTINUE: Final[dict[str, ProcessingResponse]] = {
+    "request_headers": ProcessingResponse(request_headers=HeadersResponse()),
+    "response_headers": ProcessingResponse(response_headers=HeadersResponse()),
+    "request_body": ProcessingResponse(request_body=BodyResponse()),
+    "response_body": ProcessingResponse(response_body=BodyResponse()),
+    "request_trailers": ProcessingResponse(request_trailers=TrailersResponse()),
+    "response_trailers": ProcessingResponse(response_trailers=TrailersResponse()),
+}
+"""Each phase's pass-through answer, built once (immutable by convention: never mutated)."""
+
+
+@dataclass(frozen=True)
+class ResponseContext:
+    """What the decision says about one response: its mask profile and decision id."""
+
+    mask_profile: str = DEFAULT_PROFILE
+    decision_id: str | None = None
+    from_decision: bool = False
+    """Whether the profile came from the decision (False: the strict default)."""
+
+
+def response_context(request: ProcessingRequest) -> ResponseContext:
+    """The decision's metadata carried by `request`; the strict default when it is
+    missing or malformed (a value not in the policy's profile syntax is not trusted)."""
+    namespaces = request.metadata_context.filter_metadata
+    if AUTHZ_NAMESPACE not in namespaces:
+        return ResponseContext()
+    fields = namespaces[AUTHZ_NAMESPACE].fields
+    profile = fields["mask_profile"].string_value if "mask_profile" in fields else ""
+    decision = fields["decision_id"].string_value if "decision_id" in fields else ""
+    decision_id = decision if _DECISION_ID.fullmatch(decision) else None
+    if not _PROFILE.fullmatch(profile):
+        return ResponseContext(decision_id=decision_id)
+    return ResponseContext(profile, decision_id, from_decision=True)
+
+
+class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
+    """Pass-through processor (see the module docstring)."""
+
+    async def Process(
+        self, requests: AsyncIterator[ProcessingRequest], context: Any
+    ) -> AsyncIterator[ProcessingResponse]:
+        seen: ResponseContext | None = None
+        async for request in requests:
+            phase = request.WhichOneof("request")
+            answer = _CONTINUE.get(phase) if phase is not None else None
+            if answer is None:
+                log.warning(
+                    "ext_proc message not understood; failing the request closed",
+                    extra={"event": "gateway.ext_proc_bad_message"},
+                )
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unexpected ext_proc message")
+                return
+            if seen is None:
+                seen = response_context(request)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "ext_proc stream",
+                        extra={
+                            "event": "gateway.ext_proc_stream",
+                            "phase": phase,
+                            "mask_profile": seen.mask_profile,
+                            "from_decision": seen.from_decision,
+                            "decision_id": seen.decision_id,
+                        },
+                    )
+            yield answer
+
+
+def add_to_server(server: grpc.aio.Server) -> None:
+    """Register the processor on `server` (the worker's ext_authz server)."""
+    external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+        ExternalProcessorService(), server
+    )
