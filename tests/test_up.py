@@ -152,9 +152,6 @@ def test_an_account_route_without_a_token_is_401_with_a_reason(up: Up) -> None:
     assert headers["www-authenticate"].lower().startswith(("bearer", "dpop"))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="masking routes need the agent's ext_proc servicer (503 without it)"
-)
 def test_a_masked_account_route_without_a_token_is_401(up: Up) -> None:
     status, _, body = request(up.urls["edge"], "/api/accounts")
     assert status == 401, body
