@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
+        f"load average after the run {load}"
+    )
     print(
         f"{'per request':<40}{'n':>9}{'p50 us':>9}{'p90 us':>9}{'p99 us':>9}"
         f"{'max us':>10}{'x floor p99':>13}"

@@ -11,7 +11,8 @@ scorer's geolocation of the request's address, as in the gateway.
 Customers have the banking app (which proves a device-held key on every
 request, DPoP) and often a browser too; a customer binds a device after the
 step-up any new device triggers. Ground truth (`SyntheticDevice.uid`) is kept
-beside every verdict to count device-id false merges and false splits.
+beside every verdict to count device-id false merges and false splits, with
+`device_fingerprint.id_quality`'s definitions, on the real assessor's ids.
 """
 
 from __future__ import annotations
@@ -62,13 +63,13 @@ class DeviceLab:
         self._devices: dict[tuple[str, int, bool], Handle] = {}
         self._farms: dict[str, Handle] = {}
         self._bound: set[tuple[str, str]] = set()
-        self._ids_of: dict[str, set[str]] = {}
-        """Ground-truth uid -> device ids it was given (legitimate devices)."""
-        self._uids_of: dict[str, set[str]] = {}
-        """Device id -> ground-truth uids given it (legitimate devices)."""
-        self._seen = 0
-        self._split = 0
-        self._merged = 0
+        self._owners: dict[tuple[str, str], str] = {}
+        """(subject, device id) -> the physical device (uid) it was first given to."""
+        self._ids: dict[tuple[str, str], set[str]] = {}
+        """(subject, uid) -> the device ids that device was given for that subject."""
+        self._uids: dict[str, set[str]] = {}
+        """subject -> the physical devices seen for them."""
+        self._recorded = self._split = self._merge_trials = self._merged = 0
 
     async def start(self) -> None:
         url = f"sqlite:///{Path(self._dir.name) / 'devices.db'}"
@@ -77,6 +78,8 @@ class DeviceLab:
         self._assessor = assessor.DeviceAssessor(self._registry, config, clock=lambda: self._now)
 
     async def close(self) -> None:
+        if self._assessor is not None:
+            await self._assessor.close()
         if self._registry is not None:
             await self._registry.close()
         self._dir.cleanup()
@@ -152,19 +155,25 @@ class DeviceLab:
         obs = synthetic.observe(device, subject, now=at, key_thumbprint=handle.key)
         verdict = await self._assessor.assess(replace(obs, client_ip=ip), region=region)
         if handle.legitimate and verdict.device_id is not None:
-            self._count(handle.device.uid, verdict.device_id)
+            self._count(subject, handle.device.uid, verdict.device_id)
         return verdict
 
-    def _count(self, uid: str, device_id: str) -> None:
-        ids = self._ids_of.setdefault(uid, set())
-        uids = self._uids_of.setdefault(device_id, set())
+    def _count(self, subject: str, uid: str, device_id: str) -> None:
+        """`device_fingerprint.id_quality`'s definitions, per subject: a *split* is a device
+        the subject already had an id for getting another one (over such sightings); a
+        *merge* is a device getting an id another of the subject's devices holds (over
+        sightings where the subject had another device to be confused with)."""
+        ids = self._ids.setdefault((subject, uid), set())
+        devices = self._uids.setdefault(subject, set())
+        owner = self._owners.setdefault((subject, device_id), uid)
         if ids:
-            self._seen += 1
+            self._recorded += 1
             self._split += device_id not in ids
-        if uids and uid not in uids:
-            self._merged += 1
+        if devices - {uid}:
+            self._merge_trials += 1
+            self._merged += owner != uid
         ids.add(device_id)
-        uids.add(uid)
+        devices.add(uid)
 
     async def session_succeeded(
         self, handle: Handle, subject: str, verdict: DeviceAssessment, at: float
@@ -188,9 +197,6 @@ class DeviceLab:
         except registry.RegistryError:
             pass  # e.g. the bound-device limit: the device stays merely known
 
-    def id_error_rates(self) -> tuple[float, float]:
-        """(false merges, false splits) over repeat sightings of legitimate devices:
-        a merge gives a device an id already given to another device; a split gives a
-        device an id it had not had before."""
-        seen = max(self._seen, 1)
-        return self._merged / seen, self._split / seen
+    def id_counts(self) -> tuple[int, int, int, int]:
+        """(false merges, merge trials, false splits, repeat sightings), as in `_count`."""
+        return self._merged, self._merge_trials, self._split, self._recorded

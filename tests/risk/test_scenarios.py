@@ -10,16 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-# The simulator drives device_fingerprint's synthetic devices and assessor; until that
-# package's modules are present in this tree there is nothing real to run it on.
-pytest.importorskip("device_fingerprint.synthetic", reason="device_fingerprint not merged yet")
-
-from benchmarks.risk_scenarios import (
-    SCENARIOS,
-    detection,
-    simulate,
-    threshold_at,
-)
+from benchmarks.risk_scenarios import SCENARIOS, detection, simulate, threshold_at
 
 
 def test_threshold_is_the_lowest_score_within_the_false_positive_budget() -> None:
