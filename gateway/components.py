@@ -46,11 +46,10 @@ async def build_components(
     risk: RiskConfig | None = None,
 ) -> Components:
     """Open this worker's device registry and risk scorer (secure defaults unless given)."""
-    registry = await open_registry(
-        config.store_url, device or DeviceConfig(), schema=config.store_schema or None
-    )
+    device = device or DeviceConfig()
+    registry = await open_registry(config.store_url, device, schema=config.store_schema or None)
     try:
-        assessor = DeviceAssessor(registry, device or DeviceConfig())
+        assessor = DeviceAssessor(registry, device)
         scorer = RiskScorer.from_config(risk or RiskConfig())
         await assessor.start()
     except BaseException:
