@@ -29,6 +29,13 @@ class AuthnConfig:
     password_iterations: int = 310_000
     """PBKDF2-HMAC-SM3 cost for new password hashes."""
     max_body: int = 64 * 1024
+    customer_scopes: tuple[str, ...] = ("accounts:read", "cards:read", "payments:write")
+    """Scopes of the tokens a customer gets by logging in to the first-party app
+    (password, TOTP, passkey): what the bank's own app may do on their behalf. The
+    edge policy still decides per route (acr, device, risk); partners get scopes
+    only through their client registration."""
+    staff_scopes: tuple[str, ...] = ()
+    """Scopes of first-party tokens for staff users."""
     revocation_sync_seconds: float = 1.0
     """How often a process pulls revocations made by other processes."""
     tls_cert: Path | None = None
@@ -53,6 +60,10 @@ class AuthnConfig:
             raise ValueError("refresh_ttl: must not be shorter than access_ttl")
         if not 1024 <= self.max_body <= 1024 * 1024:
             raise ValueError("max_body: must be 1 KiB to 1 MiB")
+        for name in ("customer_scopes", "staff_scopes"):
+            for scope in getattr(self, name):
+                if not scope or len(scope) > 128 or not scope.isascii() or " " in scope:
+                    raise ValueError(f"{name}: {scope!r} is not a scope token (RFC 6749 §3.3)")
         if self.password_iterations < 100_000:
             raise ValueError("password_iterations: must be at least 100000")
 

@@ -61,4 +61,4 @@ async def build_components(
         await scorer.close()
         await registry.close()
 
-    return Components(DeviceStep(assessor, scorer), scorer, close)
+    return Components(DeviceStep(assessor, scorer), scorer, close, auth_failures=scorer)

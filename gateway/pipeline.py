@@ -74,6 +74,18 @@ class RiskScorer(Protocol):
     async def score(self, obs: RiskObservation) -> RiskAssessment: ...
 
 
+class AuthFailures(Protocol):
+    """Where failed authentications go (the risk scorer's failure streaks)."""
+
+    async def record_auth_failure(self, subject: str | None, client_ip: str, at: float) -> bool: ...
+
+
+BENIGN_TOKEN_FAILURES: Final = frozenset({"token expired", "token not yet valid (nbf)"})
+"""`authn.tokens.TokenVerifier` descriptions a legitimate client produces (a token
+that lapsed before its refresh, clock skew): not counted as failed authentications.
+Forged, tampered, malformed, revoked or foreign tokens are."""
+
+
 @dataclass(frozen=True)
 class Components:
     """The pluggable steps of a worker's pipeline."""
@@ -82,6 +94,9 @@ class Components:
     risk: RiskScorer
     close: Callable[[], Awaitable[None]] | None = None
     """Releases what the components hold (connections), called when the worker stops."""
+    auth_failures: AuthFailures | None = None
+    """Told of every presented token that fails verification, by client address
+    (credential stuffing with stolen or forged tokens raises that address's risk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +163,7 @@ class Pipeline:
         self._authn = authenticator
         self._device = components.device
         self._risk = components.risk
+        self._auth_failures = components.auth_failures
         self._policy = policy
         self._signer = signer
         self._log = decision_log
@@ -220,6 +236,12 @@ class Pipeline:
         try:
             identity = await self._authn.authenticate(ctx)
         except AuthnError as exc:
+            if (
+                self._auth_failures is not None
+                and exc.code == "invalid_token"
+                and exc.description not in BENIGN_TOKEN_FAILURES
+            ):
+                await self._auth_failures.record_auth_failure(None, ctx.client_address, now)
             reason = f"identity:{exc.code}"
             challenge = exc.headers.get("WWW-Authenticate")
             return Deny(401, exc.code, (reason,), decision_id, challenge), None

@@ -7,6 +7,7 @@ twice, not once per test.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import random
@@ -22,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from risk.config import RiskConfig
+from ztgate.demo import Demo, StackUrls
 from ztgate.up_plan import Layout
 
 START_TIMEOUT = 90.0
@@ -180,6 +183,51 @@ def test_both_nodes_have_acked_their_configuration(up: Up) -> None:
     for node in nodes.values():
         assert node["connected"] and node["in_sync"], node
         assert node["acked_version"] == node["snapshot_version"]
+
+
+def test_ztgate_demo_completes_against_the_stack(up: Up) -> None:
+    """Issue 6, checks 1 and 4 through real Envoy: authorised, no token, password
+    only, unbound device, tampered token, policy deny, spoofed subject, step-up,
+    revoked device — each with the right status and reason."""
+    run = subprocess.run(
+        [sys.executable, "-m", "ztgate", "demo", "--json", "--ready-file", str(up.ready_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    doc = json.loads(run.stdout)
+    failed = [s for s in doc["steps"] if not s["ok"]]
+    assert run.returncode == 0 and doc["ok"] and not failed, (failed, run.stderr[-2000:])
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert steps["read accounts"]["status"] == 200
+    assert steps["unbound device"]["status"] == 403
+    assert "device:not_bound" in steps["unbound device"]["detail"]
+    assert steps["tampered token"]["status"] == 401
+    assert steps["staff route"]["status"] == 403
+    assert steps["spoofed subject"]["status"] == 200  # and only the customer's own accounts
+    assert steps["revoked device"]["status"] == 403
+
+
+def test_forged_tokens_make_their_address_high_risk(up: Up) -> None:
+    """A burst of forged tokens from one address (token stuffing) raises that address's
+    risk: the next request, with a valid token on a bound device, is refused with
+    ``risk:too_high``. Last before SIGTERM: the address stays risky for the failure
+    window."""
+    demo = Demo(StackUrls.from_ready_file(up.ready_file))
+    steps = asyncio.run(demo.run(first=8))  # up to reading accounts on a bound device
+    assert [s.ok for s in steps] == [True] * 8, steps
+    headers = demo.headers()
+    status, _, body = request(up.urls["edge"], "/api/accounts", headers=headers)
+    assert status == 200, body
+    forged = {**headers, "authorization": headers["authorization"][:-6] + "AAAAAA"}
+    for _ in range(2 * RiskConfig().rate.ip_failures):  # full strength at twice the start
+        status, _, body = request(up.urls["edge"], "/api/accounts", headers=forged)
+        assert status == 401, body
+        assert json.loads(body)["reason"] == ["identity:invalid_token"]
+    status, _, body = request(up.urls["edge"], "/api/accounts", headers=headers)
+    assert status == 403, body
+    assert json.loads(body)["reason"] == ["risk:too_high"]
 
 
 def test_sigterm_stops_everything(up: Up) -> None:

@@ -21,6 +21,7 @@ from ztgate import (
     authn_cli,
     config,
     crypto_cli,
+    demo,
     logs,
     nodes_cli,
     policy_cli,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up.register(sub)
+    demo.register(sub)
     crypto_cli.register(sub)
     authn_cli.register(sub)
     policy_cli.register(sub)

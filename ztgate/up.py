@@ -106,8 +106,7 @@ class Stack:
         await self._start_corebank(jwks)
         cp = await self._start_control_plane()
         files = AgentFiles(
-            store_url=authn.state.config.database_url
-            or f"sqlite://{(self.state / 'authn.db').resolve()}",
+            store_url=self._store_url(authn.state.config),
             token_jwks=self._write_json(
                 self.state / "up" / "token-jwks.json", authn.state.keyring.jwks()
             ),
@@ -130,8 +129,13 @@ class Stack:
         except (ImportError, AttributeError, ValueError) as exc:
             raise CliError(f"components factory {self.components}: {exc}") from None
 
+    def _store_url(self, authn_cfg: Any) -> str:
+        """The authn store's database, which also holds the device registry."""
+        return str(authn_cfg.database_url or f"sqlite://{(self.state / 'authn.db').resolve()}")
+
     async def _start_authn(self) -> Any:
         from authn.service.runner import start_service
+        from gateway.devices_api import devices_extension
 
         port = self.layout.authn_port
         authn_cfg = self.cfg.authn
@@ -142,6 +146,7 @@ class Stack:
             state_dir=self.state,
             config=authn_cfg,
             signing_algorithm=self.cfg.crypto.signing_algorithm,
+            extensions=[devices_extension(self._store_url(authn_cfg), self.cfg.device)],
         )
         self._stops.append(("authn service", service.stop))
         self.urls["authn"] = service.url

@@ -120,12 +120,15 @@ async def _issue(
         raise AuthnError("subject_mismatch", "the factor belongs to another user", 403)
     amr = acr.amr_for([*methods, *(previous.amr if previous else [])])
     cnf = dict(previous.cnf) if previous and previous.cnf else await _dpop_binding(request)
+    cfg = state.config
+    scopes = cfg.customer_scopes if user.kind == "customer" else cfg.staff_scopes
     response = await state.issuer.issue(
         subject=user.subject,
         client_id=FIRST_PARTY_CLIENT,
         acr=acr.from_amr(amr) or acr.PWD,
         amr=amr,
         auth_time=int(time.time()),
+        scope=" ".join(scopes),
         cnf=cnf,
     )
     return no_store(web.json_response(response.to_json()))

@@ -7,7 +7,8 @@ import dataclasses
 import logging
 import socket
 import ssl
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +19,11 @@ from authn.service.state import AuthnState, open_state
 
 log = logging.getLogger("ztgate.authn")
 
+Extension = Callable[[web.Application, AuthnState], Awaitable[Callable[[], Awaitable[None]]]]
+"""Adds routes to the service's application before it starts serving (e.g. the device
+API, `gateway.devices_api`) and returns what closes its resources. It lets a layer
+above authn serve on the same origin without authn importing it."""
+
 
 @dataclass
 class RunningService:
@@ -26,9 +32,12 @@ class RunningService:
     admin_token: str
     runner: web.AppRunner
     state: AuthnState
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+        for close in reversed(self.closers):
+            await close()
         await self.state.close()
 
 
@@ -69,6 +78,7 @@ async def start_service(
     config: AuthnConfig | None = None,
     schema: str | None = None,
     signing_algorithm: str = "sm2",
+    extensions: Sequence[Extension] = (),
 ) -> RunningService:
     """Open the state, bind loopback (IPv4, and IPv6 when available), serve.
 
@@ -88,8 +98,18 @@ async def start_service(
         )
     context = tls_context(base)
     state = await open_state(base, state_dir, schema=schema, signing_algorithm=signing_algorithm)
+    app = create_app(state)
+    closers = []
+    try:
+        for extend in extensions:
+            closers.append(await extend(app, state))
+    except BaseException:
+        for close in reversed(closers):
+            await close()
+        await state.close()
+        raise
     runner = web.AppRunner(
-        create_app(state), access_log=None, max_line_size=MAX_HEADER, max_field_size=MAX_HEADER
+        app, access_log=None, max_line_size=MAX_HEADER, max_field_size=MAX_HEADER
     )
     await runner.setup()
     await web.TCPSite(runner, base.host, base.port, ssl_context=context).start()
@@ -98,4 +118,4 @@ async def start_service(
             await web.TCPSite(runner, "::1", base.port, ssl_context=context).start()
     state.start_background()
     log.info("authn service listening", extra={"url": base.public_url})
-    return RunningService(base.public_url, base.port, state.admin_token, runner, state)
+    return RunningService(base.public_url, base.port, state.admin_token, runner, state, closers)
