@@ -36,6 +36,12 @@ class AuthnConfig:
     only through their client registration."""
     staff_scopes: tuple[str, ...] = ()
     """Scopes of first-party tokens for staff users."""
+    directory_jwks: Path | None = None
+    """JWKS of the bank's directory: the keys whose software statements admit a
+    partner to dynamic client registration (RFC 7591, ``POST /v1/register``).
+    Unset: dynamic registration is off (partners are registered by the bank)."""
+    directory_issuer: str = "ztgate-directory"
+    """The ``iss`` a software statement must carry."""
     revocation_sync_seconds: float = 1.0
     """How often a process pulls revocations made by other processes."""
     tls_cert: Path | None = None

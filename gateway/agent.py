@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from authn.consents import ConsentStore, open_consents
 from authn.revocation_sync import keep_revocations_synced
 from authn.store import Store, open_store
 from authn.tokens import TokenConfig, TokenVerifier
@@ -100,6 +101,7 @@ class Agent:
     components: Components
     _watcher: BundleWatcher
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consents: ConsentStore | None = None
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -112,6 +114,8 @@ class Agent:
         await asyncio.to_thread(self.decision_log.close)
         if self.components.close is not None:
             await self.components.close()
+        if self.consents is not None:
+            await self.consents.close()
         await self.store.close()
 
 
@@ -166,6 +170,13 @@ async def open_agent(
         store = await open_store(config.store_url, schema=config.store_schema or None)
     except Exception as exc:
         raise AgentStartError(f"store_url: cannot open the store ({type(exc).__name__})") from None
+    try:
+        consents = await open_consents(config.store_url, schema=config.store_schema or None)
+    except Exception as exc:
+        await store.close()
+        raise AgentStartError(
+            f"store_url: cannot open the consents ({type(exc).__name__})"
+        ) from None
     tasks: list[asyncio.Task[None]] = []
     try:
         tokens = TokenConfig(
@@ -184,6 +195,7 @@ async def open_agent(
             raise AgentStartError(f"policy_bundle: {config.bundle_path} refused ({why})")
         decision_log = _decision_log(config, worker)
     except BaseException:
+        await consents.close()
         await store.close()
         raise
 
@@ -194,7 +206,9 @@ async def open_agent(
         return last is not None and clock() - last <= staleness
 
     pipeline = Pipeline(
-        authenticator=Authenticator(verifier, store, subject_ttl=config.subject_cache_seconds),
+        authenticator=Authenticator(
+            verifier, store, consents=consents, subject_ttl=config.subject_cache_seconds
+        ),
         components=components,
         policy=holder,
         signer=signer,
@@ -229,4 +243,5 @@ async def open_agent(
         components,
         watcher,
         tasks,
+        consents,
     )

@@ -15,6 +15,9 @@ as one) over the claims::
     method, path the request it authorises (path without query)
     iat, exp     issued at, expiry (iat + 30 s by default)
     jti          unique id (a core service may refuse repeats)
+    consent      partners only, when their token acts under an authorised consent:
+                 ``{"id", "customer", "accounts": [...]}`` — whose accounts the
+                 partner may touch (`authn.consents`); absent otherwise
 
 Two ways to sign:
 
@@ -56,6 +59,7 @@ from gateway.jwks import JwksError, parse_jwks
 __all__ = [
     "ASSERTION_TYP",
     "HMAC_ALG",
+    "AssertedConsent",
     "Assertion",
     "AssertionKeys",
     "AssertionSigner",
@@ -84,6 +88,35 @@ class InvalidAssertion(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class AssertedConsent:
+    """The consent a partner's request acts under, as the edge checked it."""
+
+    consent_id: str
+    customer: str
+    accounts: tuple[str, ...]
+
+
+MAX_CONSENT_ACCOUNTS: Final = 50
+
+
+def _consent_claim(value: object) -> AssertedConsent | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.keys() != {"id", "customer", "accounts"}:
+        raise InvalidAssertion("invalid_claims")
+    accounts = value["accounts"]
+    if not (
+        isinstance(value["id"], str)
+        and isinstance(value["customer"], str)
+        and isinstance(accounts, list)
+        and len(accounts) <= MAX_CONSENT_ACCOUNTS
+        and all(isinstance(a, str) for a in accounts)
+    ):
+        raise InvalidAssertion("invalid_claims")
+    return AssertedConsent(value["id"], value["customer"], tuple(accounts))
+
+
+@dataclass(frozen=True, slots=True)
 class Assertion:
     """A verified assertion's claims."""
 
@@ -100,6 +133,7 @@ class Assertion:
     issued_at: float
     expires_at: float
     jti: str
+    consent: AssertedConsent | None = None
 
 
 def _b64u(data: bytes) -> str:
@@ -213,9 +247,10 @@ class AssertionSigner:
         method: str,
         path: str,
         now: float | None = None,
+        consent: AssertedConsent | None = None,
     ) -> str:
         iat = int(time.time() if now is None else now)
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
             "kind": kind,
@@ -230,6 +265,12 @@ class AssertionSigner:
             "exp": iat + self.ttl,
             "jti": secrets.token_urlsafe(16),
         }
+        if consent is not None:
+            claims["consent"] = {
+                "id": consent.consent_id,
+                "customer": consent.customer,
+                "accounts": list(consent.accounts),
+            }
         payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode()
         if self._hmac is not None:
             signing_input = f"{self._hmac_header}.{_b64u(payload)}"
@@ -334,4 +375,5 @@ def verify_assertion(
         issued_at=iat,
         expires_at=exp,
         jti=claims["jti"],
+        consent=_consent_claim(claims.get("consent")),
     )

@@ -8,6 +8,13 @@ authentication service uses — exactly as its resource endpoints call it
 tokens, RFC 8705 §3.2). No ``Authorization`` header is an anonymous identity:
 the policy decides whether the route is public.
 
+A partner's token acting under an open-banking consent carries ``consent_id``;
+the consent (`authn.consents`) is looked up on every such request — no cache —
+so a revocation by the customer, the partner or the bank refuses the very next
+request on every edge node. A consent that is missing or not the token's
+client's becomes the policy input ``identity.consent`` with status
+``unknown``, which the policy refuses.
+
 The token says who; the store says what kind of user that is (``customer`` or
 ``staff``; client-credentials tokens are ``partner``) and whether the user is
 still enabled. That look-up is cached per worker for `subject_ttl` seconds.
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from authn.cnf import x5t_s256
+from authn.consents import Consent, ConsentStore
 from authn.dpop import DPoPCheck
 from authn.errors import invalid_token
 from authn.service.routes_oauth import CLIENT_ACR
@@ -38,6 +46,15 @@ MAX_CACHED_SUBJECTS: Final = 100_000
 class Identity:
     kind: Kind
     token: VerifiedToken | None = None
+    consent: Consent | None = None
+    """The consent a partner's token acts under, as stored (None: none claimed, or
+    not found — see `consent_id`)."""
+
+    @property
+    def consent_id(self) -> str | None:
+        """The ``consent_id`` the token claims (partners only)."""
+        claimed = None if self.token is None else self.token.claims.get("consent_id")
+        return claimed if isinstance(claimed, str) else None
 
     @property
     def subject(self) -> str | None:
@@ -59,7 +76,18 @@ class Identity:
         """The authorization scheme challenges must use (RFC 9449 §7.1)."""
         return "DPoP" if self.key_thumbprint is not None else "Bearer"
 
-    def to_policy_input(self) -> dict[str, Any]:
+    def consent_input(self, now: float) -> dict[str, Any] | None:
+        """``identity.consent``: the stored consent, ``unknown`` if the claimed one is
+        missing or another client's, None if none is claimed."""
+        claimed = self.consent_id
+        if claimed is None:
+            return None
+        consent = self.consent
+        if consent is None or self.token is None or consent.client_id != self.token.client_id:
+            return {"id": claimed[:256], "status": "unknown", "resources": [], "expires_at": 0}
+        return consent.to_policy_input(now)
+
+    def to_policy_input(self, now: float | None = None) -> dict[str, Any]:
         """The ``identity`` member of the policy input document."""
         token = self.token
         if token is None:
@@ -82,7 +110,7 @@ class Identity:
             "auth_time": token.auth_time,
             "scopes": sorted(token.scope),
             "client_id": token.client_id,
-            "consent": None,
+            "consent": self.consent_input(time.time() if now is None else now),
             "roles": [],
         }
 
@@ -98,11 +126,13 @@ class Authenticator:
         verifier: TokenVerifier,
         store: Store,
         *,
+        consents: ConsentStore | None = None,
         subject_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verifier = verifier
         self._store = store
+        self._consents = consents
         self._subject_ttl = subject_ttl
         self._clock = clock
         self._kinds: dict[str, tuple[Kind | None, float]] = {}
@@ -125,6 +155,9 @@ class Authenticator:
             client_cert_sha256=None if cert is None else x5t_s256(cert),
         )
         if token.acr == CLIENT_ACR and token.client_id == token.subject:
+            claimed = token.claims.get("consent_id")
+            if isinstance(claimed, str) and self._consents is not None:
+                return Identity("partner", token, await self._consents.get(claimed))
             return Identity("partner", token)
         kind = await self._user_kind(token.subject)
         if kind is None:

@@ -35,7 +35,7 @@ from authn.errors import AuthnError
 from authn.stepup import StepUpRequirement
 from device_fingerprint.assessment import DeviceAssessment, DeviceObservation
 from gateway import policy_input
-from gateway.assertion import AssertionSigner
+from gateway.assertion import AssertedConsent, AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
 from gateway.identity import Authenticator, Identity
 from policy.decision import Decision, deny
@@ -123,6 +123,16 @@ Outcome = Allow | Deny
 def _safe(value: str) -> bool:
     """A value that can travel in an HTTP header as it is (no CR/LF, no controls)."""
     return value.isascii() and value.isprintable()
+
+
+def _asserted_consent(identity: Identity, now: float) -> AssertedConsent | None:
+    """The consent to vouch for upstream: only a usable one of the token's own client."""
+    consent, token = identity.consent, identity.token
+    if consent is None or token is None or consent.customer is None:
+        return None
+    if consent.client_id != token.client_id or not consent.usable(now):
+        return None
+    return AssertedConsent(consent.consent_id, consent.customer, consent.accounts)
 
 
 class _Trace:
@@ -326,6 +336,7 @@ class Pipeline:
             method=ctx.method,
             path=ctx.path,
             now=now,
+            consent=_asserted_consent(identity, now),
         )
         headers.append((ASSERTION, assertion))
         return Allow(decision_id, tuple(headers), mask_profile)

@@ -109,7 +109,7 @@ def document(
     return {
         "version": INPUT_VERSION,
         "request": request,
-        "identity": identity.to_policy_input(),
+        "identity": identity.to_policy_input(now),
         "device": device_member(device),
         "risk": risk.to_policy_input(),
         "route": route,

@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import json
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,9 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
+from crypto import jose, keys
 from risk.config import RiskConfig
 from ztgate.demo import Demo, StackUrls
 from ztgate.up_plan import Layout
@@ -183,6 +186,69 @@ def test_both_nodes_have_acked_their_configuration(up: Up) -> None:
     for node in nodes.values():
         assert node["connected"] and node["in_sync"], node
         assert node["acked_version"] == node["snapshot_version"]
+
+
+def test_a_partner_registers_with_a_statement_from_the_local_directory(up: Up) -> None:
+    """RFC 7591 against the running stack: `ztgate partner statement` signs with the
+    directory key `ztgate up` created, authn registers the partner, and the partner
+    authenticates with private_key_jwt."""
+    argv = [sys.executable, "-m", "ztgate", "--config", str(up.tmp / "ztgate.toml")]
+    argv += ["partner", "statement", "--software-id", "budgetly", "--name", "Budgetly"]
+    argv += ["--redirect-uri", "https://budgetly.example/cb"]
+    run = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    key = keys.generate("sm2")
+    doc = {
+        "software_statement": run.stdout.strip(),
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [{**key.public_key().to_jwk(), "kid": "k1"}]},
+    }
+    status, _, body = post_json(up.urls["authn"], "/v1/register", doc)
+    assert status == 201, body
+    client_id = json.loads(body)["client_id"]
+    now = int(time.time())
+    signed = jose.encode_jwt(
+        {"iss": client_id, "sub": client_id, "aud": up.urls["authn"], "iat": now}
+        | {"exp": now + 60, "jti": secrets.token_urlsafe(12)},
+        key,
+        kid="k1",
+    )
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "ob:consents",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
+    status, _, body = post_form(up.urls["authn"], "/v1/token", form)
+    assert status == 200, body
+    assert json.loads(body)["scope"] == "ob:consents"
+    status, _, body = post_json(up.urls["authn"], "/v1/register", doc)
+    assert status == 400 and json.loads(body)["error"] == "invalid_software_statement"
+
+
+def post_json(url: str, path: str, doc: Any) -> tuple[int, dict[str, str], bytes]:
+    return _post(url, path, json.dumps(doc).encode(), "application/json")
+
+
+def post_form(url: str, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    return _post(url, path, urlencode(form).encode(), "application/x-www-form-urlencoded")
+
+
+def _post(url: str, path: str, body: bytes, kind: str) -> tuple[int, dict[str, str], bytes]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("POST", path, body=body, headers={"content-type": kind})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
 
 
 def test_ztgate_demo_completes_against_the_stack(up: Up) -> None:

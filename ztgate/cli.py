@@ -24,6 +24,7 @@ from ztgate import (
     demo,
     logs,
     nodes_cli,
+    partner_cli,
     policy_cli,
     up,
 )
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up.register(sub)
     demo.register(sub)
+    partner_cli.register(sub)
     crypto_cli.register(sub)
     authn_cli.register(sub)
     policy_cli.register(sub)

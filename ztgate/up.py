@@ -43,6 +43,7 @@ import aiohttp
 
 from ztgate import config
 from ztgate.crypto_cli import CliError
+from ztgate.partner_cli import DIRECTORY_JWKS, DIRECTORY_KEYS
 from ztgate.up_plan import AgentFiles, Layout, agent_toml, gateway_document
 
 log = logging.getLogger("ztgate.up")
@@ -142,6 +143,8 @@ class Stack:
         if authn_cfg.public_url.rstrip("/") == f"http://localhost:{authn_cfg.port}":
             authn_cfg = replace(authn_cfg, public_url=f"http://localhost:{port}")
         authn_cfg = replace(authn_cfg, host="127.0.0.1", port=port)
+        if authn_cfg.directory_jwks is None:  # ztgate up is the local directory too
+            authn_cfg = replace(authn_cfg, directory_jwks=self.state / "up" / DIRECTORY_JWKS)
         service = await start_service(
             state_dir=self.state,
             config=authn_cfg,
@@ -149,6 +152,9 @@ class Stack:
             extensions=[devices_extension(self._store_url(authn_cfg), self.cfg.device)],
         )
         self._stops.append(("authn service", service.stop))
+        if authn_cfg.directory_jwks == self.state / "up" / DIRECTORY_JWKS:
+            self._sealed_ring(DIRECTORY_KEYS, DIRECTORY_JWKS)
+        self.urls["directory_jwks"] = str(authn_cfg.directory_jwks)
         self.urls["authn"] = service.url
         self.urls["authn_jwks"] = service.url.rstrip("/") + "/.well-known/jwks.json"
         self.urls["authn_admin_token_file"] = str(self.state / "admin-token")
@@ -174,22 +180,18 @@ class Stack:
         self.urls["policy"] = f"http://127.0.0.1:{self.layout.policy_port}"
 
     def _edge_assertion_keys(self) -> tuple[Path, Path]:
-        """The edge's SM2 assertion key ring (sealed with the state's KEK; created on
-        first start) and its public JWKS, which the core bank trusts."""
-        from crypto.envelope import KeyEncryptionKeyRing
-        from crypto.keyring import KeyRing
+        """The edge's SM2 assertion key ring and its public JWKS, which the core bank
+        trusts."""
+        return self._sealed_ring("assertion-keys", "assertion-jwks.json")
 
-        directory = self.state / "up" / "assertion-keys"
-        kek = KeyEncryptionKeyRing.from_file(self.state / "kek.json")
-        if (directory / "keyring.json").exists():
-            ring = KeyRing.load(directory, envelope=kek)
-        else:
-            ring = KeyRing()
-            ring.generate("sm2")
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            ring.save(directory, envelope=kek)
-        jwks = self._write_json(self.state / "up" / "assertion-jwks.json", ring.jwks())
-        return directory, jwks
+    def _sealed_ring(self, name: str, jwks_name: str) -> tuple[Path, Path]:
+        """An SM2 key ring under ``<state>/up/<name>`` (sealed with the state's KEK;
+        created on first start) and its public JWKS written beside it."""
+        from ztgate.partner_cli import load_or_create_ring
+
+        directory = self.state / "up" / name
+        ring = load_or_create_ring(directory, self.state / "kek.json")
+        return directory, self._write_json(self.state / "up" / jwks_name, ring.jwks())
 
     @staticmethod
     def _write_json(path: Path, doc: Any) -> Path:

@@ -6,7 +6,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from authn.service import routes_factors, routes_oauth
+from authn.service import routes_consents, routes_factors, routes_oauth, routes_registration
 from authn.service.http import errors_middleware
 from authn.service.routes_factors import STATE
 from authn.service.state import AuthnState
@@ -38,6 +38,8 @@ def create_app(state: AuthnState) -> web.Application:
     app[STATE] = state
     app.add_routes(routes_factors.routes)
     app.add_routes(routes_oauth.routes)
+    app.add_routes(routes_consents.routes)
+    app.add_routes(routes_registration.routes)
     app.router.add_get("/passkey", passkey_page)
     app.router.add_get("/static/passkey.js", passkey_script)
     return app

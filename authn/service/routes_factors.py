@@ -91,9 +91,9 @@ async def _throttled(
     try:
         await attempt()
     except AuthnError as exc:
-        if exc.code == failure:
+        if exc.code == failure:  # the back-off runs from when the failure was known
             await throttle.record_failure(
-                state.store, account_key=account_key, source=source, now=now, policy=limits
+                state.store, account_key=account_key, source=source, now=time.time(), policy=limits
             )
         raise
     await throttle.record_success(state.store, account_key=account_key)

@@ -15,8 +15,9 @@ import time
 from aiohttp import web
 
 from authn import clients
+from authn.consents import scopes_for
 from authn.dpop import DPoPCheck, verify_proof
-from authn.errors import AuthnError, invalid_request
+from authn.errors import AuthnError, invalid_grant, invalid_request
 from authn.service.http import no_store, read_form, read_json
 from authn.service.routes_factors import FIRST_PARTY_CLIENT, STATE, public_url, require_admin
 from authn.service.state import AuthnState
@@ -71,6 +72,20 @@ async def _authenticate_client(
     )
 
 
+async def _consent_scope(state: AuthnState, client_id: str, consent_id: str, scope: str) -> str:
+    """The scope of a token acting under `consent_id`: what the client asked for (or is
+    registered for) narrowed to the consent's permissions. Only the client that asked
+    for the consent, and only while it is authorised (`authn.consents`)."""
+    consent = await state.consents.get(consent_id)
+    if consent is None or consent.client_id != client_id or not consent.usable(time.time()):
+        raise invalid_grant("consent_id is unknown, not this client's, or not authorised")
+    allowed = set(scopes_for(consent.permissions))
+    narrowed = [s for s in scope.split(" ") if s in allowed]
+    if not narrowed:
+        raise AuthnError("invalid_scope", "no requested scope is covered by the consent", 400)
+    return " ".join(narrowed)
+
+
 @routes.post("/v1/token")
 async def token(request: web.Request) -> web.Response:
     state = _state(request)
@@ -89,6 +104,10 @@ async def token(request: web.Request) -> web.Response:
     if grant_type == "client_credentials":
         client = await _authenticate_client(request, form)
         scope = clients.grant_scopes(client.client, form.get("scope"))
+        extra: dict[str, str] = {}
+        if form.get("consent_id"):
+            scope = await _consent_scope(state, client.client.client_id, form["consent_id"], scope)
+            extra["consent_id"] = form["consent_id"]
         jkt = await _dpop_jkt(request)
         cnf: dict[str, str] | None = None
         if client.cert_sha256:
@@ -104,6 +123,7 @@ async def token(request: web.Request) -> web.Response:
             scope=scope,
             cnf=cnf,
             with_refresh=False,
+            extra=extra,
         )
         return no_store(web.json_response(response.to_json()))
     if grant_type is None:

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authn.config import AuthnConfig
+from authn.consents import ConsentStore, open_consents
 from authn.passwords import PasswordPolicy
 from authn.revocation_sync import keep_revocations_synced
+from authn.rfc7591 import RegistrationStore, open_registrations
 from authn.store import Store, open_store
 from authn.throttle import ThrottlePolicy
 from authn.tokens import TokenConfig, TokenIssuer, TokenVerifier
@@ -46,6 +48,8 @@ class AuthnState:
     passwords: PasswordPolicy
     throttle: ThrottlePolicy
     admin_token: str
+    consents: ConsentStore
+    registrations: RegistrationStore
     _sync_task: asyncio.Task[None] | None = None
 
     def is_admin(self, presented: str) -> bool:
@@ -61,6 +65,8 @@ class AuthnState:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sync_task
+        await self.consents.close()
+        await self.registrations.close()
         await self.store.close()
 
 
@@ -118,6 +124,8 @@ async def open_state(
     pepper = _load_sealed(state_dir / "refresh-pepper.bin", kek, b"authn:refresh-pepper", 32)
     url = config.database_url or f"sqlite://{(state_dir / 'authn.db').resolve()}"
     store = await open_store(url, schema=schema)
+    consents = await open_consents(url, schema=schema)
+    registrations = await open_registrations(url, schema=schema)
     tokens = TokenConfig(
         issuer=config.public_url.rstrip("/"),
         audience=config.audience,
@@ -139,6 +147,8 @@ async def open_state(
         passwords=PasswordPolicy(iterations=config.password_iterations),
         throttle=ThrottlePolicy(),
         admin_token=_load_admin_token(state_dir / "admin-token"),
+        consents=consents,
+        registrations=registrations,
     )
     await verifier.sync_revocations()
     return state

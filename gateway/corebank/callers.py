@@ -14,9 +14,10 @@ signed assertions plugs in without touching a handler:
   ``ztgate up``) verifies ``x-ztgate-assertion`` (`gateway.assertion`) for the
   request being served — signature by a trusted edge key, lifetime, method and
   path — and builds the `Caller` from its claims alone (``sub``, ``kind``); the
-  unsigned ``x-ztgate-subject``/``-subject-kind`` headers are ignored. The
-  assertion does not carry a partner's consent, so a partner authenticated this
-  way has none and every account is refused (fail closed) until it does.
+  unsigned ``x-ztgate-subject``/``-subject-kind`` headers are ignored. A
+  partner's consent comes from the assertion's ``consent`` claim (the edge
+  looked it up and the policy judged it); without one, every account is
+  refused (fail closed).
 
 Partners act under a customer's consent. The consent itself (its grant, expiry
 and revocation) is the edge's business; the core only receives what it covers,
@@ -124,7 +125,15 @@ def verify_signed_assertions(keys: AssertionKeys, *, leeway: float = 5.0) -> Aut
         if subject is None or not valid_identifier(subject) or claims.kind not in KINDS:
             return None  # anonymous, or a kind the core does not serve
         if claims.kind == "partner":
-            return Caller(subject, "partner", None)
+            asserted = claims.consent
+            consent = None
+            if asserted is not None:
+                ids = [asserted.consent_id, asserted.customer, *asserted.accounts]
+                if all(map(valid_identifier, ids)):
+                    consent = Consent(
+                        asserted.consent_id, asserted.customer, frozenset(asserted.accounts)
+                    )
+            return Caller(subject, "partner", consent)
         return Caller(subject, "customer" if claims.kind == "customer" else "staff")
 
     return authenticate

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from crypto.keyring import KeyRing
-from gateway.assertion import AssertionKeys, AssertionSigner
+from gateway.assertion import AssertedConsent, AssertionKeys, AssertionSigner
 from gateway.corebank import verify_signed_assertions
 from tests.corebank.harness import Bank, customer
 
@@ -126,6 +126,50 @@ async def test_foreign_expired_anonymous_and_tampered_assertions_are_refused(
     for name, headers in cases.items():
         reply = await signed_bank.request("GET", "/api/accounts", headers)
         assert reply.status == 401, name
+
+
+async def test_a_partner_reaches_exactly_the_asserted_consents_accounts(
+    signed_bank: Bank,
+) -> None:
+    holder = next(c for c in signed_bank.customers_with() if len(_account_ids(signed_bank, c)) >= 2)
+    consented, hidden = _account_ids(signed_bank, holder)[:2]
+    path = "/open/v1/accounts"
+
+    def partner(consent: AssertedConsent | None, at: str = path) -> dict[str, str]:
+        token = SIGNER.sign(
+            subject="fintech-1",
+            kind="partner",
+            acr="urn:ztgate:acr:client",
+            device=None,
+            risk=5,
+            decision_id="d-2",
+            route_id="ob.accounts.list",
+            method="GET",
+            path=at,
+            consent=consent,
+        )
+        return {"x-ztgate-assertion": token}
+
+    consent = AssertedConsent("cns_1", holder, (consented,))
+    listing = await signed_bank.request("GET", path, partner(consent))
+    assert listing.status == 200, listing.text
+    assert [a["resourceId"] for a in listing.body["accounts"]] == [consented]
+    hidden_path = f"/open/v1/accounts/{hidden}/balances"
+    reply = await signed_bank.request("GET", hidden_path, partner(consent, hidden_path))
+    assert reply.status == 404
+    # Without an asserted consent (or with an unsigned consent header) nothing.
+    reply = await signed_bank.request("GET", path, partner(None))
+    assert (reply.status, reply.error) == (403, "consent_required")
+    header = {"x-ztgate-consent": f"id=c; customer={holder}; accounts={consented}"}
+    reply = await signed_bank.request("GET", path, {**partner(None), **header})
+    assert (reply.status, reply.error) == (403, "consent_required")
+
+
+def _account_ids(bank: Bank, customer_id: str) -> list[str]:
+    rows = bank.rows(
+        "SELECT account_id FROM accounts WHERE customer_id = ? ORDER BY account_id", customer_id
+    )
+    return [r[0] for r in rows]
 
 
 async def test_staff_kind_comes_from_the_assertion(signed_bank: Bank) -> None:

@@ -1,0 +1,117 @@
+"""`ztgate partner`: the bank's side of partner onboarding on a local stack.
+
+``ztgate up`` acts as the bank's directory for dynamic client registration (RFC
+7591): it keeps an SM2 key ring under ``<state>/up/directory-keys`` (sealed with the
+state's KEK) and publishes its JWKS as ``<state>/up/directory-jwks.json``, which the
+authentication service trusts (`AuthnConfig.directory_jwks`). ``ztgate partner
+statement`` signs a software statement with it — what a real directory would hand a
+vetted partner — for the partner to present at ``POST /v1/register``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from crypto import jose
+from crypto.envelope import KeyEncryptionKeyRing
+from crypto.keyring import KeyRing
+from ztgate import config
+from ztgate.crypto_cli import CliError
+
+__all__ = ["DIRECTORY_JWKS", "DIRECTORY_KEYS", "load_or_create_ring", "register", "statement"]
+
+DIRECTORY_KEYS: Final = "directory-keys"
+DIRECTORY_JWKS: Final = "directory-jwks.json"
+MAX_TTL: Final = 365 * 86400
+
+
+def load_or_create_ring(directory: Path, kek_file: Path) -> KeyRing:
+    """The SM2 key ring in `directory`, sealed with the KEK in `kek_file`; created
+    (mode 0700) on first use."""
+    kek = KeyEncryptionKeyRing.from_file(kek_file)
+    if (directory / "keyring.json").exists():
+        return KeyRing.load(directory, envelope=kek)
+    ring = KeyRing()
+    ring.generate("sm2")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ring.save(directory, envelope=kek)
+    return ring
+
+
+def statement(
+    ring: KeyRing,
+    *,
+    issuer: str,
+    software_id: str,
+    name: str,
+    scope: str,
+    redirect_uris: list[str],
+    org_id: str | None = None,
+    ttl: int = 86400,
+) -> str:
+    """A software statement (RFC 7591 §2.3) signed with the ring's active key."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+        "software_id": software_id,
+        "software_client_name": name,
+        "scope": scope,
+        "redirect_uris": redirect_uris,
+    }
+    if org_id is not None:
+        claims["org_id"] = org_id
+    kid, key = ring.signing_key()
+    return jose.encode_jwt(claims, key, kid=kid)
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    state = cfg.state.dir.resolve()
+    keys_dir = state / "up" / DIRECTORY_KEYS
+    if not (keys_dir / "keyring.json").exists():
+        raise CliError(f"no directory keys in {keys_dir}: start `ztgate up` once first")
+    if not 60 <= args.ttl <= MAX_TTL:
+        raise CliError(f"--ttl: 60 to {MAX_TTL} seconds")
+    ring = load_or_create_ring(keys_dir, state / "kek.json")
+    print(
+        statement(
+            ring,
+            issuer=cfg.authn.directory_issuer,
+            software_id=args.software_id,
+            name=args.name,
+            scope=args.scope,
+            redirect_uris=args.redirect_uri or [],
+            org_id=args.org_id,
+            ttl=args.ttl,
+        )
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("partner", help="partner onboarding on a local stack (the directory)")
+    partner = p.add_subparsers(dest="partner_command", required=True)
+    s = partner.add_parser(
+        "statement",
+        help="sign a software statement for dynamic client registration (RFC 7591)",
+        description="Prints a software statement signed by the local stack's directory key "
+        "(<state>/up/directory-keys, created by `ztgate up`), for POST /v1/register.",
+    )
+    s.add_argument("--software-id", required=True)
+    s.add_argument("--name", required=True, help="the software's client name")
+    s.add_argument(
+        "--scope",
+        default="ob:consents ob:accounts:read ob:transactions:read ob:payments:write",
+        help="scopes the software may hold (space-separated)",
+    )
+    s.add_argument("--redirect-uri", action="append", help="an approved https redirect URI")
+    s.add_argument("--org-id")
+    s.add_argument("--ttl", type=int, default=86400, help="seconds (default one day)")
+    s.set_defaults(func=cmd_statement)
