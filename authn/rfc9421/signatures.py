@@ -195,6 +195,8 @@ def _parse(msg: Message, expected_label: str | None) -> _Parsed:
         if not isinstance(item.value, str):
             fail("malformed_signature", "component identifiers must be Strings")
         comps.append(Component(item.value, item.params))
+    if len({c.identifier for c in comps}) != len(comps):
+        fail("malformed_signature", "a component is covered more than once")
     params: dict[str, int | str] = {}
     for key, value in inner.params:
         if key in _INT_PARAMS:
