@@ -8,7 +8,8 @@ requests are signed too. Modules, one concern each:
 
 - `authn.rfc9421.components` — messages, component values, signature base (§2);
 - `authn.rfc9421.algorithms` — ``ecdsa-p256-sha256``, ``sm2-sm3``, ``ed25519`` (§3.3);
-- `authn.rfc9421.signatures` — `verify_request`, `sign_response` and friends (§3, §4);
+- `authn.rfc9421.signatures` — `verify_request`, `verify_response` (§3.2, §4);
+- `authn.rfc9421.signing` — `sign_response`, `sign_request` (§3.1, §2.4);
 - `authn.rfc9421.replay` — the nonce store (§7.2.2);
 - `authn.rfc9421.errors` — `SignatureError`, the only exception raised.
 
@@ -21,15 +22,12 @@ from authn.rfc9421.components import Component, HTTPRequest, HTTPResponse, signa
 from authn.rfc9421.errors import ErrorCode, SignatureError
 from authn.rfc9421.replay import AuthnStoreReplay, ReplayStore
 from authn.rfc9421.signatures import (
-    ResponseSignature,
-    SignatureHeaders,
     VerifiedSignature,
     default_request_components,
-    sign_request,
-    sign_response,
     verify_request,
     verify_response,
 )
+from authn.rfc9421.signing import ResponseSignature, SignatureHeaders, sign_request, sign_response
 
 __all__ = [
     "ALGORITHM_FOR_KEY",
