@@ -872,3 +872,41 @@ class _NeverReplay:
 
     async def remember(self, nonce_key: str, expires_at: float) -> bool:
         raise AssertionError("random input must never reach the replay check")
+
+
+# -- docs/http-signatures.md stays true ----------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "http-signatures.md"
+
+
+def _http_blocks() -> list[str]:
+    text = DOCS.read_text(encoding="utf-8").split("## Example", 1)[1]
+    return [block.split("```", 1)[0] for block in text.split("```http\n")[1:]]
+
+
+def _parse_http(block: str) -> tuple[str, tuple[tuple[str, str], ...], bytes]:
+    head, _, body = block.partition("\n\n")
+    start, *lines = head.split("\n")
+    headers = tuple((k, v.strip()) for k, _, v in (line.partition(":") for line in lines))
+    return start, headers, body.rstrip("\n").encode()
+
+
+async def test_docs_example_verifies(replay: AuthnStoreReplay) -> None:
+    req_block, resp_block = _http_blocks()
+    start, headers, body = _parse_http(req_block)
+    method, target, _ = start.split(" ")
+    host = next(v for k, v in headers if k == "Host")
+    request = HTTPRequest(method, f"https://{host}{target}", headers, body)
+    jwks = _jwks(keys.load_public(B13_P256_PUBLIC), "test-key-ecc-p256")
+    result = await verify_request(request, jwks=jwks, replay_store=replay, now=1790000000)
+    assert result.algorithm == "ecdsa-p256-sha256"
+    start, headers, body = _parse_http(resp_block)
+    response = HTTPResponse(int(start.split(" ")[1]), headers, body)
+    verified = await verify_response(
+        response,
+        request=request,
+        jwks=jwks,
+        now=1790000001,
+        expected_components=("@status", "content-digest", '"signature";req;key="sig1"'),
+    )
+    assert verified.created == 1790000001
