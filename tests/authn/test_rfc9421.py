@@ -4,6 +4,8 @@ Published vectors used (RFC 9421, February 2024; keys from Appendix B.1):
 
 - B.2.1, B.2.2, B.2.3 (test-request; RSA-PSS, which ztgate does not accept):
   the signature bases are rebuilt byte for byte;
+- B.2.5 (``hmac-sha256``, not accepted either): the base byte for byte, proven
+  by recomputing the RFC's deterministic HMAC value over it;
 - B.2.4 (test-response, ``ecdsa-p256-sha256``, key B.1.3): base byte for
   byte, *and the RFC's own signature verifies* through `verify_response`;
 - B.2.6 (test-request, ``ed25519``, key B.1.4): base byte for byte and the
@@ -18,6 +20,8 @@ verification (ours and OpenSSL's), never against fixed bytes.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
@@ -153,6 +157,27 @@ def test_b23_full_coverage_base() -> None:
         '"@signature-params": ("date" "@method" "@path" "@query" "@authority" "content-type" '
         '"content-digest" "content-length");created=1618884473;keyid="test-key-rsa-pss"'
     )
+
+
+def test_b25_base_proven_by_the_rfc_hmac() -> None:
+    """hmac-sha256 is not accepted here, but HMAC is deterministic: the RFC's
+    value recomputed over our base proves the base is the RFC's, byte for byte."""
+    si = (
+        'sig-b25=("date" "@authority" "content-type");created=1618884473;keyid="test-shared-secret"'
+    )
+    base = _base_for(TEST_REQUEST, si)
+    assert base == (
+        '"date": Tue, 20 Apr 2021 02:07:55 GMT\n'
+        '"@authority": example.com\n'
+        '"content-type": application/json\n'
+        '"@signature-params": ("date" "@authority" "content-type")'
+        ';created=1618884473;keyid="test-shared-secret"'
+    )
+    secret = base64.b64decode(  # B.1.5 test-shared-secret
+        "uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxBdtjUkdJPBtbmHhIDi6pcl8jsasjlTMtDQ=="
+    )
+    mac = hmac.new(secret, base.encode(), hashlib.sha256).digest()
+    assert base64.b64encode(mac).decode() == "pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8="
 
 
 B24_INPUT = (
