@@ -185,7 +185,10 @@ def _resolve_key(jwks: Mapping[str, Any], keyid: str) -> keys.PublicKey:
     if len(matches) != 1:
         fail("unknown_key", "keyid does not name exactly one key of the client")
     jwk = matches[0]
-    if jwk.get("use", "sig") != "sig":
+    key_ops = jwk.get("key_ops")
+    if jwk.get("use", "sig") != "sig" or (
+        key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops)
+    ):
         fail("unknown_key", "keyid names a key that is not for signing")
     try:
         public = keys.PublicKey.from_jwk(dict(jwk))

@@ -596,6 +596,11 @@ async def test_unknown_or_foreign_keyid(
     assert await refused(request, partner_key, replay, jwks=two) == "unknown_key"
     enc = _jwks(partner_key.public_key(), "partner-1", use="enc")
     assert await refused(request, partner_key, replay, jwks=enc) == "unknown_key"
+    jwk = {**partner_key.public_key().to_jwk(), "kid": "partner-1"}
+    wrap = {"keys": [{**jwk, "key_ops": ["wrapKey"]}]}
+    assert await refused(request, partner_key, replay, jwks=wrap) == "unknown_key"
+    private = {"keys": [{**jwk, "d": "AAAA"}]}
+    assert await refused(request, partner_key, replay, jwks=private) == "unknown_key"
 
 
 async def test_required_components(partner_key: keys.PrivateKey, replay: AuthnStoreReplay) -> None:
