@@ -151,13 +151,21 @@ def _authority(scheme: str, netloc: str) -> str:
     return host + (":" + port if port else "")
 
 
+def _form_encode(text: str) -> str:
+    """The URL Standard's application/x-www-form-urlencoded percent-encode set, with
+    spaces as ``%20`` (§2.2.8): everything but ASCII alphanumerics and ``*-._``."""
+    return quote(text, safe="*").replace("~", "%7E")
+
+
 def _query_param(query: str, name: str) -> str:
     """§2.2.8: decode the query as application/x-www-form-urlencoded, re-encode, pick `name`."""
     found: list[str] = []
-    for pair in query.split("&") if query else []:
+    for pair in query.split("&"):
+        if not pair:
+            continue
         raw_name, _, raw_value = pair.partition("=")
-        if quote(unquote_plus(raw_name), safe="") == name:
-            found.append(quote(unquote_plus(raw_value), safe=""))
+        if _form_encode(unquote_plus(raw_name)) == name:
+            found.append(_form_encode(unquote_plus(raw_value)))
     if not found:
         fail("missing_component", "covered query parameter is absent")
     if len(found) > 1:  # one value per identifier: refuse rather than pick one

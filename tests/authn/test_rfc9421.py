@@ -733,6 +733,33 @@ async def test_bad_component_lists(
     ), comps
 
 
+def test_s228_query_param_encoding() -> None:
+    """RFC 9421 §2.2.8's example: form-decoded, then re-encoded with %20 for spaces."""
+    request = HTTPRequest(
+        "GET",
+        "https://www.example.com/parameters?var=this%20is%20a%20big%0Amultiline%20value"
+        "&bar=with+plus+whitespace&fa%C3%A7ade%22%3A%20=something",
+    )
+    names = ("var", "bar", "fa%C3%A7ade%22%3A%20")
+    comps = [Component("@query-param", (("name", n),)) for n in names]
+    inner = InnerList(tuple(Item(c.name, c.params) for c in comps))
+    assert signature_base(request, comps, inner).decode().split("\n")[:3] == [
+        '"@query-param";name="var": this%20is%20a%20big%0Amultiline%20value',
+        '"@query-param";name="bar": with%20plus%20whitespace',
+        '"@query-param";name="fa%C3%A7ade%22%3A%20": something',
+    ]
+    # the percent-encode set: ! ' ( ) ~ are encoded, * - . _ are not
+    odd = HTTPRequest("GET", "https://h.example/?k=a!b'c(d)e~f*g-h.i_j")
+    comp = Component("@query-param", (("name", "k"),))
+    line = signature_base(odd, [comp], InnerList((Item(comp.name, comp.params),))).decode()
+    assert line.split("\n")[0] == '"@query-param";name="k": a%21b%27c%28d%29e%7Ef*g-h.i_j'
+    for query in ("?a=1&a=2", "?b=1"):  # repeated or absent: refused, never guessed
+        with pytest.raises(SignatureError) as err:
+            bad = HTTPRequest("GET", "https://h.example/" + query)
+            signature_base(bad, [Component("@query-param", (("name", "a"),))], InnerList(()))
+        assert err.value.code == "missing_component"
+
+
 def test_derived_components() -> None:
     request = HTTPRequest(
         "GET", "HTTPS://WWW.Example.COM:443/a/b%2Fc?x=1&y=a+b%20c&e=&x2=%C3%A7%22"
