@@ -56,7 +56,9 @@ MAX_INNER_ITEMS: Final = 64
 _KEY: Final = re.compile(r"[a-z*][a-z0-9_\-.*]*")
 _TOKEN: Final = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
 _B64: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_TCHAR_EXTRA: Final = frozenset("!#$%&'*+-.^_`|~:/")
+_STRING: Final = re.compile(r'"((?:[ !#-\[\]-~]|\\["\\])*)"')
+_UNESCAPE: Final = re.compile(r'\\(["\\])')
+_PRINTABLE: Final = re.compile(r"[ -~]*")
 
 
 class StructuredFieldError(ValueError):
@@ -249,26 +251,13 @@ class _Parser:
 
     # §4.2.5
     def string(self) -> str:
-        self.i += 1
-        out: list[str] = []
-        while not self.at_end():
-            c = self.s[self.i]
-            self.i += 1
-            if c == "\\":
-                if self.at_end():
-                    raise self.fail("string ends in an escape")
-                nxt = self.s[self.i]
-                self.i += 1
-                if nxt not in ('"', "\\"):
-                    raise self.fail("invalid escape in string")
-                out.append(nxt)
-            elif c == '"':
-                return "".join(out)
-            elif not " " <= c <= "~":
-                raise self.fail("control or non-ASCII character in string")
-            else:
-                out.append(c)
-        raise self.fail("unterminated string")
+        m = _STRING.match(self.s, self.i)
+        if m is None:
+            raise self.fail(
+                "invalid string (control or non-ASCII character, bad escape, unterminated)"
+            )
+        self.i = m.end()
+        return _UNESCAPE.sub(r"\1", m.group(1))
 
     # §4.2.6
     def token(self) -> Token:
@@ -373,7 +362,7 @@ def serialize_bare_item(value: BareItem) -> str:
             text += "0"
         return "0.0" if text in ("-0.0",) else text
     if isinstance(value, str):
-        if not all(" " <= c <= "~" for c in value):
+        if _PRINTABLE.fullmatch(value) is None:
             raise StructuredFieldError("string has a control or non-ASCII character")
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, Token):

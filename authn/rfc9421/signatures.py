@@ -42,6 +42,7 @@ Signing (for responses, and for partners' clients and tests) lives in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -176,6 +177,14 @@ def _parse(msg: Message, expected_label: str | None) -> _Parsed:
     return _Parsed(label, inner, tuple(comps), params, sig.value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _import_jwk(kty: str | None, crv: str | None, x: str | None, y: str | None) -> keys.PublicKey:
+    """JWK → key, cached: importing a point (with its on-curve check) costs about as
+    much as verifying a signature, and partners sign with the same few keys."""
+    jwk = {k: v for k, v in (("kty", kty), ("crv", crv), ("x", x), ("y", y)) if v is not None}
+    return keys.PublicKey.from_jwk(jwk)
+
+
 def _resolve_key(jwks: Mapping[str, Any], keyid: str) -> keys.PublicKey:
     """The one signing key whose ``kid`` is `keyid` (RFC 7517 §4.5)."""
     members = jwks.get("keys") if isinstance(jwks, Mapping) else None
@@ -190,8 +199,11 @@ def _resolve_key(jwks: Mapping[str, Any], keyid: str) -> keys.PublicKey:
         key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops)
     ):
         fail("unknown_key", "keyid names a key that is not for signing")
+    members_used = tuple(jwk.get(m) for m in ("kty", "crv", "x", "y"))
+    if "d" in jwk or not all(m is None or isinstance(m, str) for m in members_used):
+        fail("unknown_key", "keyid names an unusable key")
     try:
-        public = keys.PublicKey.from_jwk(dict(jwk))
+        public = _import_jwk(*members_used)
     except (CryptoError, ValueError, TypeError):
         fail("unknown_key", "keyid names an unusable key")
     jws_alg = jwk.get("alg")
