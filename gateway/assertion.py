@@ -188,10 +188,12 @@ class AssertionSigner:
         self.ttl = ttl
         self._ring = keyring
         self._hmac = hmac_key
+        self._mac: sm3.HmacKey | None = None
         self._hmac_header = ""
+        self._ring_headers: dict[str, str] = {}
         if hmac_key is not None:
-            header = {"alg": HMAC_ALG, "kid": hmac_kid(hmac_key), "typ": ASSERTION_TYP}
-            self._hmac_header = _b64u(json.dumps(header, separators=(",", ":")).encode())
+            self._mac = sm3.HmacKey(hmac_key)
+            self._hmac_header = _header(HMAC_ALG, hmac_kid(hmac_key))
 
     def verification_keys(self) -> AssertionKeys:
         """What a core service needs to verify this signer's assertions."""
@@ -230,14 +232,24 @@ class AssertionSigner:
             "exp": iat + self.ttl,
             "jti": secrets.token_urlsafe(16),
         }
-        payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode()
-        if self._hmac is not None:
-            signing_input = f"{self._hmac_header}.{_b64u(payload)}"
-            mac = sm3.hmac(self._hmac, signing_input.encode("ascii"))
-            return f"{signing_input}.{_b64u(mac)}"
+        payload = _b64u(json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode())
+        if self._mac is not None:
+            signing_input = f"{self._hmac_header}.{payload}"
+            return f"{signing_input}.{_b64u(self._mac.mac(signing_input.encode('ascii')))}"
         assert self._ring is not None
         kid, key = self._ring.signing_key()
-        return jose.sign_jws(payload, key, kid=kid, headers={"typ": ASSERTION_TYP})
+        header = self._ring_headers.get(kid)
+        if header is None:
+            header = self._ring_headers[kid] = _header(keys.JWS_ALG[key.algorithm], kid)
+        signing_input = f"{header}.{payload}"
+        signature = key.sign(signing_input.encode("ascii"), encoding="raw")
+        return f"{signing_input}.{_b64u(signature)}"
+
+
+def _header(alg: str, kid: str) -> str:
+    """The protected header's base64url segment, encoded once per key (RFC 7515 §4.1)."""
+    header = {"alg": alg, "kid": kid, "typ": ASSERTION_TYP}
+    return _b64u(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 def _verified_payload(token: str, keys_: AssertionKeys) -> bytes:
