@@ -42,7 +42,6 @@ import base64
 import binascii
 import json
 import re
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from typing import Any, Final
 from crypto import jose, keys, sm3
 from crypto.errors import CryptoError
 from crypto.keyring import KeyRing
+from gateway import ids
 from gateway.jwks import JwksError, parse_jwks
 
 __all__ = [
@@ -230,7 +230,7 @@ class AssertionSigner:
             "path": path,
             "iat": iat,
             "exp": iat + self.ttl,
-            "jti": secrets.token_urlsafe(16),
+            "jti": ids.token(16),
         }
         payload = _b64u(json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode())
         if self._mac is not None:

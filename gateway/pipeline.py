@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -36,7 +35,7 @@ from typing import Any, Final, Protocol
 from authn.errors import AuthnError
 from authn.stepup import StepUpRequirement
 from device_fingerprint.assessment import DeviceAssessment, DeviceObservation
-from gateway import policy_input
+from gateway import ids, policy_input
 from gateway.assertion import AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
 from gateway.identity import Authenticator, Identity
@@ -164,13 +163,13 @@ class Pipeline:
 
     def reject(self, reason: str) -> Deny:
         """A request that could not even be read (`gateway.context.RequestRejected`)."""
-        decision_id = str(uuid.uuid4())
+        decision_id = ids.decision_id()
         outcome = Deny(403, "access_denied", (reason,), decision_id)
         self._record(_Trace(), outcome, None)
         return outcome
 
     async def check(self, ctx: RequestContext) -> Outcome:
-        decision_id = str(uuid.uuid4())
+        decision_id = ids.decision_id()
         trace = _Trace()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
