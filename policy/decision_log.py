@@ -288,21 +288,45 @@ class _Masker:
             {index: state(matched) for index, matched in indexed.items()},
         )
 
-    def apply(self, event: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, event: dict[str, Any], *, names: bool = True) -> dict[str, Any]:
         """A masked copy of `event`, with ``erased``/``masked`` pointer lists. Members
-        no rule touches are shared with `event`, never changed."""
+        no rule touches are shared with `event`, never changed. `names`: False
+        leaves out the name-based erasure (`line` decides whether it is needed)."""
         erased: set[str] = set()
         masked: set[str] = set()
         out = self._node(event, self._root, [], False, erased, masked)
         out = dict(event) if out is event else out
-        if self.by_name and isinstance(out.get("input"), dict | list):
-            path: list[Any] = ["input"]
-            out["input"] = _without_secret_names(out["input"], path, erased)
         if erased:
             out["erased"] = sorted(erased)
         if masked:
             out["masked"] = sorted(masked)
+        if names and self.by_name:
+            self._erase_names(out)
         return out
+
+    def line(self, event: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The masked event and its JSON text. The name-based erasure walks the whole
+        input, so it runs only when the text, lower-cased, holds a credential's
+        name or word at all — a member so named shows there literally (JSON
+        escapes none of their characters), so nothing it would erase is missed."""
+        out = self.apply(event, names=False)
+        text = _json(out)
+        if self.by_name and _may_name_secrets(text):
+            self._erase_names(out)
+            text = _json(out)
+        return out, text
+
+    @staticmethod
+    def _erase_names(out: dict[str, Any]) -> None:
+        if not isinstance(out.get("input"), dict | list):
+            return
+        erased = set(out.get("erased", ()))
+        out["input"] = _without_secret_names(out["input"], ["input"], erased)
+        if erased:
+            masked = out.pop("masked", None)
+            out["erased"] = sorted(erased)
+            if masked is not None:
+                out["masked"] = masked  # the same member order with or without the walk
 
     def _node(
         self,
@@ -401,6 +425,17 @@ def _lower_case_names(node: dict[Any, Any]) -> bool:
     except TypeError:
         return False
     return joined.lower() == joined
+
+
+_QUOTED_SECRET_NAMES: Final = tuple(f'"{name}"' for name in sorted(_SECRET_NAMES))
+
+
+def _may_name_secrets(text: str) -> bool:
+    """Whether JSON `text` may hold a member named like a credential (`_secret_name`)."""
+    lowered = text.lower()
+    return any(word in lowered for word in _SECRET_WORDS) or any(
+        name in lowered for name in _QUOTED_SECRET_NAMES
+    )
 
 
 def _may_hold_secret_names(node: dict[Any, Any]) -> bool:
@@ -681,8 +716,8 @@ class DecisionLog:
             extra=item.extra,
         )
         try:
-            masked = self._masker.apply(event)
-            line = _dumps(masked)
+            masked, text = self._masker.line(event)
+            line = _encode(text)
             if len(line) <= self._max_event:
                 return line
             note: dict[str, Any] = {"ztgate_truncated": True, "size": len(line)}
@@ -747,9 +782,16 @@ class DecisionLog:
         self._size = 0
 
 
-def _dumps(event: Mapping[str, Any]) -> bytes:
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=_unknown)
+def _json(event: Mapping[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=_unknown)
+
+
+def _encode(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def _dumps(event: Mapping[str, Any]) -> bytes:
+    return _encode(_json(event))
 
 
 def _unknown(value: object) -> str:

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from crypto import sm3
 from policy.contract import example_input
-from policy.decision_log import DEFAULT_MASKS, MASKED, MaskRule, build_event, mask_event
+from policy.decision_log import (
+    DEFAULT_MASKS,
+    MASKED,
+    MaskRule,
+    _Masker,
+    build_event,
+    mask_event,
+)
 
 KEY = b"pseudonym-key-for-tests-32-bytes"
 _DIGITS = re.compile(r"\d{6,}")
@@ -172,7 +179,10 @@ def test_compiled_masking_equals_the_plain_reading(
     event = {"decision_id": "d", "input": doc, "result": result}
     before = json.dumps(event, sort_keys=True)
     got = mask_event(event, rules, pseudonym_key=key, mask_secret_names=by_name)
-    assert got == reference(event, rules, key, by_name)
+    expected = reference(event, rules, key, by_name)
+    assert got == expected
+    logged, text = _Masker(rules, key, by_name).line(event)  # what DecisionLog writes
+    assert logged == expected and json.loads(text) == expected
     assert json.dumps(event, sort_keys=True) == before  # the caller's event is unchanged
 
 
@@ -199,7 +209,10 @@ def test_default_masks_on_inputs_equal_the_plain_reading(
     event = build_event(
         decision_id="d", input_doc=doc, result={"allow": True}, revision="r", timestamp_ns=0
     )
-    assert mask_event(event, pseudonym_key=KEY) == reference(event, DEFAULT_MASKS, KEY)
+    expected = reference(event, DEFAULT_MASKS, KEY)
+    assert mask_event(event, pseudonym_key=KEY) == expected
+    logged, text = _Masker(DEFAULT_MASKS, KEY, True).line(event)
+    assert logged == expected and json.loads(text) == expected
 
 
 def test_rule_order_decides_between_a_member_and_its_parent() -> None:
