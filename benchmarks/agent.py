@@ -117,6 +117,9 @@ class AllowAllFleet:
             if not ready.wait(60):
                 raise RuntimeError("always-allow server did not start")
 
+    def pids(self) -> list[int | None]:
+        return [proc.pid for proc in self._procs]
+
     def stop(self) -> None:
         self._stop.set()
         for proc in self._procs:

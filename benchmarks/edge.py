@@ -20,8 +20,8 @@ request headers (bearer token, device signals, user agent):
 - ``ztgate``: Envoy + the real agent (`gateway.workers.Supervisor`): token
   verified against the authn store (SQLite) and then cached, device assessed
   (bound to the token's subject), risk scored, the default policy bundle on the
-  embedded engine, decision log on disk, signed assertion (`--assertion`: SM2 key
-  ring, the default, or HMAC-SM3).
+  embedded engine, decision log on disk, signed assertion (`--assertion`:
+  HMAC-SM3, the default, as `ztgate up` runs it, or an SM2 key ring).
 
 always-allow and ztgate run with each of `--workers` processes (ports as the
 agent's). Load: `wrk` closed loop (2 threads, `--connections`, `--seconds`, after
@@ -29,7 +29,15 @@ a 2 s warm-up) for requests/s and wrk's p50/p99; then a fixed rate (`--rate`,
 default 500/s; `benchmarks.loadgen.fixed_rate`, latency from each request's
 scheduled start) for p50/p99 at that rate. Printed ratios, all from this run:
 ztgate / always-allow throughput at each worker count, the p99 latency added
-at the fixed rate over Envoy alone, and 2 / 1 workers.
+at the fixed rate over Envoy alone, and a workers-scaling table (each worker
+count's throughput over 1 worker's).
+
+CPU time beside wall time: during the wrk run, the CPU seconds (user + system,
+from /proc) of the agent's worker processes (or the always-allow servers) and
+of Envoy, per request — what a check costs, much less moved by the machine's
+other load than requests/s — and each worker's share of the agent's CPU
+(`balance`: least / most busy worker; 1.00 is an even spread). The load
+average is printed per row.
 
 Everything (wrk, Envoy, core bank, agents, load generator) shares the machine's
 cores: on 2 cores the figures are what the edge does when it is the whole box.
@@ -49,8 +57,10 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Final
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_HERE)
@@ -78,6 +88,21 @@ LAG_LIMIT_MS = 1.0
 judge a 5 ms latency target."""
 
 
+_TICK: Final = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of `pid` so far (0 when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 @dataclass
 class Row:
     scenario: str
@@ -93,18 +118,38 @@ class Row:
     rate_failed: int
     rate_detail: str
     rate_send_lag_p99_ms: float
+    agent_cpu_ms: float
+    """CPU milliseconds of the agent's processes per request, during the wrk run."""
+    envoy_cpu_ms: float
+    balance: float
+    """Least / most CPU among the agent's workers during the wrk run (1.0: even)."""
+    load_average: float
 
 
-async def _measure(name: str, workers: int, edge: Edge, args: argparse.Namespace) -> Row:
+async def _measure(
+    name: str,
+    workers: int,
+    edge: Edge,
+    args: argparse.Namespace,
+    agent_pids: Sequence[int | None] = (),
+) -> Row:
     print(f"  {name}, {workers} worker(s) ...", file=sys.stderr, flush=True)
     url = f"http://127.0.0.1:{edge.port}{ROUTE}"
     await probe(url, edge.headers)
     await wrk(url, edge.headers, seconds=2, connections=args.connections)
+    before = [cpu_seconds(pid) for pid in agent_pids]
+    envoy_before = cpu_seconds(edge.envoy.pid)
     closed = await wrk(url, edge.headers, seconds=args.seconds, connections=args.connections)
+    used = [cpu_seconds(pid) - b for pid, b in zip(agent_pids, before, strict=True)]
+    envoy_used = cpu_seconds(edge.envoy.pid) - envoy_before
+    load = os.getloadavg()[0]
     rate = await fixed_rate(url, edge.headers, rate=args.rate, seconds=args.seconds)
+    per_request = 1000.0 / max(1, closed.requests)
+    balance = min(used) / max(used) if used and max(used) > 0 else float("nan")
     return Row(
         name, workers, closed.rps, closed.p50_ms, closed.p99_ms, closed.failed, rate.rps,
         rate.p50_ms, rate.p99_ms, rate.failed, rate.detail, rate.send_lag_p99_ms,
+        sum(used) * per_request, envoy_used * per_request, balance, load,
     )  # fmt: skip
 
 
@@ -137,7 +182,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 fleet = await asyncio.to_thread(AllowAllFleet, ports)
                 try:
                     async with start_edge(tmp, doc, await headers(), args.envoy_concurrency) as e:
-                        rows.append(await _measure("always-allow", n, e, args))
+                        rows.append(await _measure("always-allow", n, e, args, fleet.pids()))
                 finally:
                     await asyncio.to_thread(fleet.stop)
                 cfg = replace(config, workers=n, base_port=ports[0])
@@ -145,7 +190,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 await asyncio.to_thread(supervisor.start, 120)
                 try:
                     async with start_edge(tmp, doc, await headers(), args.envoy_concurrency) as e:
-                        rows.append(await _measure("ztgate", n, e, args))
+                        rows.append(await _measure("ztgate", n, e, args, supervisor.pids()))
                 finally:
                     await asyncio.to_thread(supervisor.stop)
                 decisions = check_decisions(cfg.decision_log_dir)
@@ -169,13 +214,36 @@ def ratios(rows: list[Row]) -> dict[str, float]:
             if row and alone:
                 key = f"{name} added p99 @{row.rate:.0f} rps vs envoy alone, ms @{n}w"
                 out[key] = row.rate_p99_ms - alone.rate_p99_ms
+        if floor and full and floor.agent_cpu_ms > 0:
+            key = f"ztgate / always-allow agent CPU per request @{n}w"
+            out[key] = full.agent_cpu_ms / floor.agent_cpu_ms
     if len(workers) > 1:
-        lo, hi = workers[0], workers[-1]
-        for name in ("always-allow", "ztgate"):
-            one, many = by.get((name, lo)), by.get((name, hi))
-            if one and many:
-                out[f"{name}: {hi}w / {lo}w throughput"] = many.rps / one.rps
+        lo = workers[0]
+        for hi in workers[1:]:
+            for name in ("always-allow", "ztgate"):
+                one, many = by.get((name, lo)), by.get((name, hi))
+                if one and many:
+                    out[f"{name}: {hi}w / {lo}w throughput"] = many.rps / one.rps
     return out
+
+
+def scaling_table(rows: list[Row]) -> list[str]:
+    """Throughput by agent worker count, each over the lowest count's."""
+    workers = sorted({r.workers for r in rows if r.workers})
+    by = {(r.scenario, r.workers): r for r in rows}
+    head = f"{'scenario':<13}" + "".join(f"{f'{n}w req/s':>11}{'x':>6}" for n in workers)
+    lines = [head, "-" * len(head)]
+    for name in ("always-allow", "ztgate"):
+        base = by.get((name, workers[0])) if workers else None
+        cells = ""
+        for n in workers:
+            row = by.get((name, n))
+            if row is None or base is None:
+                cells += f"{'-':>11}{'-':>6}"
+            else:
+                cells += f"{row.rps:>11,.0f}{row.rps / base.rps:>6.2f}"
+        lines.append(f"{name:<13}{cells}")
+    return lines
 
 
 def verdicts(rows: list[Row], values: dict[str, float]) -> list[str]:
@@ -219,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corebanks", type=int, default=2, help="core-bank processes (default 2)")
     ap.add_argument("--envoy-concurrency", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--components", default=DEFAULT_COMPONENTS, help="MODULE:FACTORY")
-    ap.add_argument("--assertion", choices=("sm2", "hmac-sm3"), default="sm2")
+    ap.add_argument("--assertion", choices=("hmac-sm3", "sm2"), default="hmac-sm3")
     ap.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     args = ap.parse_args(argv)
     try:
@@ -261,17 +329,24 @@ def main(argv: list[str] | None = None) -> int:
     head = (
         f"{'scenario':<13}{'workers':>8}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'/allow':>8}"
         f"{'@rate p50':>10}{'@rate p99':>10}{'+p99 ms':>10}{'failed':>12}"
+        f"{'agent CPU':>10}{'envoy CPU':>10}{'balance':>8}{'load':>6}"
     )
     print(head + "\n" + "-" * len(head))
     for r in rows:
         floor = floors.get(r.workers)
         ratio = f"{r.rps / floor:.2f}" if floor and r.scenario != "envoy alone" else "-"
         added = f"{r.rate_p99_ms - alone.rate_p99_ms:+.2f}" if alone and r is not alone else "-"
+        agent = f"{r.agent_cpu_ms:.2f}" if r.workers else "-"
+        balance = f"{r.balance:.2f}" if r.workers > 1 else "-"
         print(
             f"{r.scenario:<13}{r.workers or '-':>8}{r.rps:>9,.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}"
             f"{ratio:>8}{r.rate_p50_ms:>10.2f}{r.rate_p99_ms:>10.2f}{added:>10}"
-            f"{f'{r.failed}/{r.rate_failed}':>12}"
+            f"{f'{r.failed}/{r.rate_failed}':>12}{agent:>10}{r.envoy_cpu_ms:>10.2f}"
+            f"{balance:>8}{r.load_average:>6.1f}"
         )
+    print("(agent CPU, envoy CPU: CPU ms per request during the wrk run)")
+    print()
+    print("\n".join(scaling_table(rows)))
     print()
     for r in rows:
         print(f"fixed rate, {r.scenario} {r.workers or ''}: {r.rate_detail}")

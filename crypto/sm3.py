@@ -1,7 +1,8 @@
 """SM3 hashing and the constructions built on it (GB/T 32905-2016).
 
 * `digest` / `Hasher`: the SM3 hash itself, 32-byte output (GB/T 32905 §5).
-* `hmac` / `verify_hmac`: HMAC-SM3 (RFC 2104, as profiled by GM/T 0042).
+* `hmac` / `verify_hmac`: HMAC-SM3 (RFC 2104, as profiled by GM/T 0042);
+  `HmacKey` for many MACs under one key (the keyed state computed once).
 * `kdf`: the SM2 key-derivation function, GB/T 32918.4-2016 §5.4.3. SM2 encryption
   and SM2 key agreement derive their symmetric keys with it, so it must match the
   standard bit for bit rather than be "any good KDF".
@@ -27,6 +28,7 @@ __all__ = [
     "PBKDF2_MAX_LENGTH",
     "PBKDF2_MIN_SALT_SIZE",
     "Hasher",
+    "HmacKey",
     "digest",
     "hmac",
     "kdf",
@@ -105,6 +107,26 @@ def hmac(key: bytes, data: bytes) -> bytes:
     mac = _hmac.HMAC(key, hashes.SM3())
     mac.update(data)
     return mac.finalize()
+
+
+class HmacKey:
+    """HMAC-SM3 under one key, its keyed state (RFC 2104's padded key absorbed into
+    the inner and outer hashes) computed once: each `mac` copies that state instead
+    of deriving it again, about a third of `hmac`'s cost on short messages. For
+    hot paths that MAC every request under a long-lived key (edge identity
+    assertions, decision-log pseudonyms). Not shared between threads."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        _check_mac_key(key)
+        self._keyed = _hmac.HMAC(key, hashes.SM3())
+
+    def mac(self, data: bytes) -> bytes:
+        """HMAC-SM3(key, data), equal to ``hmac(key, data)``."""
+        ctx = self._keyed.copy()
+        ctx.update(data)
+        return ctx.finalize()
 
 
 def verify_hmac(key: bytes, data: bytes, mac: bytes) -> None:

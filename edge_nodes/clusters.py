@@ -5,9 +5,15 @@ Endpoints are literal IP addresses (STATIC clusters): what an edge node dials is
 fixed by the configuration, never by a DNS answer.
 
 The agent runs N worker processes, each on its own loopback port; the ext_authz
-cluster lists all of them (round robin, HTTP/2). A worker that stops answering
-is ejected by outlier detection; while it is not yet ejected, the calls that
-reach it fail and are denied (fail closed), never allowed.
+cluster lists all of them (HTTP/2, least request: a call goes to the worker with
+fewer calls in flight, so a worker that is momentarily slower gets less, not an
+equal share). No outlier detection on the agent's cluster: it would eject a
+live worker for slow answers under load (timeouts count as gateway failures),
+leaving the others all the load — the ejection feeds itself. A TCP health check
+(every second) takes a worker whose port is closed (dead, restarting) out of
+rotation instead. A slow worker stays in: its late answers are denied by
+Envoy's ext_authz timeout (``failure_mode_allow`` is false), as is every call
+to a worker not yet marked down — fail closed, never allowed.
 """
 
 from __future__ import annotations
@@ -119,16 +125,19 @@ def _agent_cluster(name: str, endpoints: list[Endpoint]) -> dict[str, Any]:
         "name": name,
         "type": "STATIC",
         "connect_timeout": "0.250s",
-        "lb_policy": "ROUND_ROBIN",
+        "lb_policy": "LEAST_REQUEST",
         "load_assignment": _load_assignment(name, endpoints),
         "typed_extension_protocol_options": _http2(),
-        "outlier_detection": {
-            "consecutive_5xx": 3,
-            "consecutive_gateway_failure": 3,
-            "interval": "1s",
-            "base_ejection_time": "5s",
-            "max_ejection_percent": 100,
-        },
+        "health_checks": [
+            {
+                "timeout": "0.5s",
+                "interval": "1s",
+                "no_traffic_interval": "1s",
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+                "tcp_health_check": {},
+            }
+        ],
         "circuit_breakers": {
             "thresholds": [
                 {

@@ -45,7 +45,6 @@ import base64
 import binascii
 import json
 import re
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from typing import Any, Final
 from crypto import jose, keys, sm3
 from crypto.errors import CryptoError
 from crypto.keyring import KeyRing
+from gateway import ids
 from gateway.jwks import JwksError, parse_jwks
 
 __all__ = [
@@ -222,10 +222,12 @@ class AssertionSigner:
         self.ttl = ttl
         self._ring = keyring
         self._hmac = hmac_key
+        self._mac: sm3.HmacKey | None = None
         self._hmac_header = ""
+        self._ring_headers: dict[str, str] = {}
         if hmac_key is not None:
-            header = {"alg": HMAC_ALG, "kid": hmac_kid(hmac_key), "typ": ASSERTION_TYP}
-            self._hmac_header = _b64u(json.dumps(header, separators=(",", ":")).encode())
+            self._mac = sm3.HmacKey(hmac_key)
+            self._hmac_header = _header(HMAC_ALG, hmac_kid(hmac_key))
 
     def verification_keys(self) -> AssertionKeys:
         """What a core service needs to verify this signer's assertions."""
@@ -263,7 +265,7 @@ class AssertionSigner:
             "path": path,
             "iat": iat,
             "exp": iat + self.ttl,
-            "jti": secrets.token_urlsafe(16),
+            "jti": ids.token(16),
         }
         if consent is not None:
             claims["consent"] = {
@@ -271,14 +273,24 @@ class AssertionSigner:
                 "customer": consent.customer,
                 "accounts": list(consent.accounts),
             }
-        payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode()
-        if self._hmac is not None:
-            signing_input = f"{self._hmac_header}.{_b64u(payload)}"
-            mac = sm3.hmac(self._hmac, signing_input.encode("ascii"))
-            return f"{signing_input}.{_b64u(mac)}"
+        payload = _b64u(json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode())
+        if self._mac is not None:
+            signing_input = f"{self._hmac_header}.{payload}"
+            return f"{signing_input}.{_b64u(self._mac.mac(signing_input.encode('ascii')))}"
         assert self._ring is not None
         kid, key = self._ring.signing_key()
-        return jose.sign_jws(payload, key, kid=kid, headers={"typ": ASSERTION_TYP})
+        header = self._ring_headers.get(kid)
+        if header is None:
+            header = self._ring_headers[kid] = _header(keys.JWS_ALG[key.algorithm], kid)
+        signing_input = f"{header}.{payload}"
+        signature = key.sign(signing_input.encode("ascii"), encoding="raw")
+        return f"{signing_input}.{_b64u(signature)}"
+
+
+def _header(alg: str, kid: str) -> str:
+    """The protected header's base64url segment, encoded once per key (RFC 7515 §4.1)."""
+    header = {"alg": alg, "kid": kid, "typ": ASSERTION_TYP}
+    return _b64u(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 def _verified_payload(token: str, keys_: AssertionKeys) -> bytes:

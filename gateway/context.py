@@ -145,7 +145,10 @@ def _split_path(raw: str) -> tuple[str, str]:
     return path, query
 
 
+@functools.lru_cache(maxsize=4096)
 def _address(raw: str) -> str:
+    """The client address, canonical; cached (clients send many requests, and
+    `ipaddress` parsing costs about as much as the rest of this module)."""
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:

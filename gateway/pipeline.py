@@ -15,7 +15,9 @@ a signed identity assertion) or a `Deny` (status, error, reasons). Rules:
 - The policy's deny is ``403``; ``401`` when nobody authenticated (a token
   would help); a step-up obligation is ``401`` with the RFC 9470 challenge.
 - Every decision, early denies included, goes to the decision log (OPA format,
-  masked) under the decision id the client and the upstream also see.
+  masked) under the decision id the client and the upstream also see. The log
+  is the audit record: an allow the log cannot take (its queue full — the disk
+  stalled) becomes ``403 gateway:audit_unavailable``; nothing passes unlogged.
 
 The device and risk steps are the `DeviceAssessor` and `RiskScorer` protocols,
 so the real assessors plug in without this module knowing them.
@@ -26,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -34,7 +35,7 @@ from typing import Any, Final, Protocol
 from authn.errors import AuthnError
 from authn.stepup import StepUpRequirement
 from device_fingerprint.assessment import DeviceAssessment, DeviceObservation
-from gateway import policy_input
+from gateway import ids, policy_input
 from gateway.assertion import AssertedConsent, AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
 from gateway.identity import Authenticator, Identity
@@ -64,6 +65,9 @@ MASK_PROFILE: Final = "x-ztgate-mask-profile"
 ASSERTION: Final = "x-ztgate-assertion"
 OWN_HEADERS: Final = frozenset({SUBJECT, ACR, DEVICE, RISK, DECISION_ID, MASK_PROFILE, ASSERTION})
 _CHALLENGE: Final = 'Bearer realm="ztgate"'
+_OK: Final = {"labels": {"status": "200"}}
+_STATUS_LABELS: Final = {code: {"labels": {"status": str(code)}} for code in (401, 403)}
+"""The decision log's ``extra`` per status, built once (the log only reads them)."""
 
 
 class DeviceAssessor(Protocol):
@@ -181,16 +185,17 @@ class Pipeline:
         self._revocations_fresh = revocations_fresh
         self._max_signals = max_signals_bytes
         self._clock = clock
+        self._last_unaudited_warning = -1e9
 
     def reject(self, reason: str) -> Deny:
         """A request that could not even be read (`gateway.context.RequestRejected`)."""
-        decision_id = str(uuid.uuid4())
+        decision_id = ids.decision_id()
         outcome = Deny(403, "access_denied", (reason,), decision_id)
         self._record(_Trace(), outcome, None)
         return outcome
 
     async def check(self, ctx: RequestContext) -> Outcome:
-        decision_id = str(uuid.uuid4())
+        decision_id = ids.decision_id()
         trace = _Trace()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
@@ -221,19 +226,35 @@ class Pipeline:
                     "error_type": type(exc).__name__,
                 },
             )
-        self._record(trace, outcome, decision)
+        if not self._record(trace, outcome, decision) and isinstance(outcome, Allow):
+            outcome = Deny(403, "access_denied", ("gateway:audit_unavailable",), decision_id)
+            self._unaudited()
+            self._record(trace, outcome, None)  # most likely dropped (and counted) too
         return outcome
 
-    def _record(self, trace: _Trace, outcome: Outcome, decision: Decision | None) -> None:
+    def _record(self, trace: _Trace, outcome: Outcome, decision: Decision | None) -> bool:
+        """Queue the decision-log event; False when the log refused it."""
         if decision is None:
             assert isinstance(outcome, Deny)
             decision = deny(outcome.reasons[0], self._policy.revision)
-        self._log.record(
-            trace.input(self._clock()),
-            decision,
-            decision_id=outcome.decision_id,
-            extra={"labels": {"status": str(outcome.status if isinstance(outcome, Deny) else 200)}},
+        if isinstance(outcome, Deny):
+            labels = _STATUS_LABELS.get(outcome.status)
+            extra = labels or {"labels": {"status": str(outcome.status)}}
+        else:
+            extra = _OK
+        return self._log.offer(
+            trace.input(self._clock()), decision, decision_id=outcome.decision_id, extra=extra
         )
+
+    def _unaudited(self) -> None:
+        """Say, at most once a second, that allows are being refused for want of a log."""
+        now = time.monotonic()
+        if now - self._last_unaudited_warning >= 1.0:
+            self._last_unaudited_warning = now
+            log.error(
+                "decision log full: allowed requests are denied until it catches up",
+                extra={"event": "gateway.audit_unavailable", "dropped": self._log.dropped},
+            )
 
     async def _run(
         self, ctx: RequestContext, decision_id: str, trace: _Trace

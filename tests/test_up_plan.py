@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,20 @@ def test_each_node_gets_its_ports_and_agent_config_from_one_plan(tmp_path: Path)
         assert agent.node_id == plan.node_id
     assert cfg.clusters["corebank"].endpoints[0].port == layout.corebank_port
     assert cfg.clusters["authn"].endpoints[0].port == layout.authn_port
+
+
+def test_agent_config_signs_with_the_shared_hmac_key_or_the_key_ring(tmp_path: Path) -> None:
+    plan = Layout().node_plans()[0]
+    common = AgentFiles(
+        f"sqlite://{tmp_path / 'authn.db'}", tmp_path / "jwks.json", "http://x", "ztgate"
+    )
+    hmac_files = replace(common, assertion_hmac_key=tmp_path / "assertion-hmac.key")
+    ring_files = replace(
+        common, assertion_keyring=tmp_path / "ring", assertion_kek=tmp_path / "kek.json"
+    )
+    for files in (hmac_files, ring_files):
+        doc = tomllib.loads(agent_toml(plan, files, tmp_path / "logs"))
+        agent = from_dict(AgentConfig, doc["agent"], "agent")
+        assert agent.assertion_hmac_key == files.assertion_hmac_key
+        assert agent.assertion_keyring == files.assertion_keyring
+        assert agent.assertion_kek == files.assertion_kek

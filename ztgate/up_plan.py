@@ -146,14 +146,16 @@ def gateway_document(layout: Layout) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AgentFiles:
-    """What every node's agent shares: the authn store and keys, the assertion key ring."""
+    """What every node's agent shares: the authn store and keys, and the assertion
+    signing key: an SM2 key ring (and its KEK) or a shared HMAC-SM3 key file."""
 
     store_url: str
     token_jwks: Path
     token_issuer: str
     token_audience: str
-    assertion_keyring: Path
-    assertion_kek: Path
+    assertion_keyring: Path | None = None
+    assertion_kek: Path | None = None
+    assertion_hmac_key: Path | None = None
 
 
 def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str:
@@ -167,9 +169,11 @@ def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str
         "token_issuer": files.token_issuer,
         "token_audience": files.token_audience,
         "decision_log_dir": str(decision_log_dir),
-        "assertion_keyring": str(files.assertion_keyring),
-        "assertion_kek": str(files.assertion_kek),
     }
+    for key in ("assertion_keyring", "assertion_kek", "assertion_hmac_key"):
+        path = getattr(files, key)
+        if path is not None:
+            values[key] = str(path)
     # A JSON string is a valid TOML basic string for these values (no control chars).
     lines = ["[agent]"] + [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"

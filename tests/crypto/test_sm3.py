@@ -150,6 +150,16 @@ def test_hmac_matches_independent_rfc2104(key_len: int, msg_len: int) -> None:
         assert std_hmac.new(key, message, "sm3").digest() == expected
 
 
+@pytest.mark.parametrize("key_len", [1, 32, 65])
+def test_hmac_key_equals_hmac_and_is_reusable(key_len: int) -> None:
+    key = bytes((i * 5 + 1) % 256 for i in range(key_len))
+    keyed = sm3.HmacKey(key)
+    for message in (b"", b"a", b"x" * 1000, b"a"):
+        assert keyed.mac(message) == sm3.hmac(key, message) == _reference_hmac(key, message)
+    with pytest.raises(InvalidKey):
+        sm3.HmacKey(b"")
+
+
 def test_verify_hmac_rejects_every_kind_of_wrong() -> None:
     key, data = b"k" * 32, b"transfer 100 CNY"
     mac = sm3.hmac(key, data)

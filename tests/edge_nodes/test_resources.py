@@ -143,8 +143,13 @@ def test_ext_authz_fails_closed_with_only_the_needed_headers(
     cluster = docs[CLUSTER][EXT_AUTHZ_CLUSTER]
     endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
     ports = [e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints]
-    assert ports == list(cfg.agent.ports) and cluster["lb_policy"] == "ROUND_ROBIN"
+    assert ports == list(cfg.agent.ports) and cluster["lb_policy"] == "LEAST_REQUEST"
     assert "http2_protocol_options" in json.dumps(cluster["typed_extension_protocol_options"])
+    # A slow worker is not ejected (that would pile its load on the others); a dead
+    # one leaves rotation through the TCP health check.
+    assert "outlier_detection" not in cluster
+    (hc,) = cluster["health_checks"]
+    assert "tcp_health_check" in hc and hc["interval"] == "1s"
 
 
 def test_routes_carry_their_facts_and_ext_proc_only_where_masking(

@@ -474,6 +474,16 @@ async def test_every_decision_is_logged_masked_under_the_id_the_client_sees(edge
     assert events[no_route.body["decision_id"]]["result"]["reasons"] == ["route:missing"]
 
 
+async def test_nothing_is_allowed_that_the_decision_log_cannot_take(edge: Edge) -> None:
+    subject, token = await _customer(edge)
+    allowed(await edge.check(check_request(headers=_headers(token, subject))))
+    dlog = edge.agent.decision_log
+    dlog.close()  # as a full queue: the log takes no more events
+    result = denied(await edge.check(check_request(headers=_headers(token, subject))))
+    assert (result.status, result.body["reason"]) == (403, ["gateway:audit_unavailable"])
+    assert dlog.dropped == 2  # the allow it could not take, and the deny that replaced it
+
+
 async def test_a_token_for_an_unknown_subject_is_refused(edge: Edge) -> None:
     token = await edge.token("u-never-created")
     result = denied(await edge.check(check_request(headers=_headers(token, "u-never-created"))))

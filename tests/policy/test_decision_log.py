@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -271,6 +272,30 @@ def test_record_never_raises_and_counts_drops(log_path: Path) -> None:
     assert dlog.dropped == 1
     [event] = lines(log_path)
     assert event["input"]["odd"] == "<object>"
+
+
+def test_a_full_queue_refuses_offers_and_counts_them(log_path: Path) -> None:
+    writing, release = threading.Event(), threading.Event()
+
+    class StalledDisk(DecisionLog):
+        def _write(self, lines: list[bytes]) -> None:
+            writing.set()
+            release.wait()
+            super()._write(lines)
+
+    dlog = StalledDisk(log_path, queue_size=3, write_interval=0.01)
+    assert dlog.offer(example_input(), DECISION, decision_id="first")
+    assert writing.wait(10)  # the writer holds "first" and is stuck on the disk
+    assert [dlog.offer(example_input(), DECISION, decision_id=f"d{i}") for i in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert (dlog.backlog, dlog.dropped) == (3, 1)
+    release.set()
+    dlog.close()
+    assert [event["decision_id"] for event in lines(log_path)] == ["first", "d0", "d1", "d2"]
 
 
 def test_unserialisable_input_still_logs_the_decision(log_path: Path) -> None:
