@@ -43,6 +43,7 @@ from gateway.assertion import AssertionSigner
 from gateway.identity import Authenticator
 from gateway.jwks import JwksError, JwksKeys
 from gateway.pipeline import Components, Pipeline
+from gateway.quotas import Quotas
 from policy.decision_log import DecisionLog
 from policy.reload import BundleWatcher, PolicyHolder
 
@@ -102,6 +103,7 @@ class Agent:
     _watcher: BundleWatcher
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consents: ConsentStore | None = None
+    quotas: Quotas | None = None
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -116,6 +118,8 @@ class Agent:
             await self.components.close()
         if self.consents is not None:
             await self.consents.close()
+        if self.quotas is not None:
+            await self.quotas.close()
         await self.store.close()
 
 
@@ -205,6 +209,7 @@ async def open_agent(
         last = verifier.last_sync
         return last is not None and clock() - last <= staleness
 
+    quotas = Quotas.open(config.quota_tiers, config.quota_redis_url)
     pipeline = Pipeline(
         authenticator=Authenticator(
             verifier, store, consents=consents, subject_ttl=config.subject_cache_seconds
@@ -216,6 +221,7 @@ async def open_agent(
         timeout=config.check_timeout,
         revocations_fresh=revocations_fresh,
         max_signals_bytes=config.max_signals_bytes,
+        quotas=quotas,
         clock=clock,
     )
     tasks.append(
@@ -244,4 +250,5 @@ async def open_agent(
         watcher,
         tasks,
         consents,
+        quotas,
     )

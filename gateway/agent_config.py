@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
+from gateway.quotas import DEFAULT_TIERS, QuotaTier
+
 __all__ = ["AgentConfig", "default_bundle_path"]
 
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -82,6 +84,11 @@ class AgentConfig:
     """Lifetime of an identity assertion in seconds."""
     max_signals_bytes: int = 16 * 1024
     """Largest decoded ``x-device-signals`` payload passed to device assessment."""
+    quota_tiers: tuple[QuotaTier, ...] = DEFAULT_TIERS
+    """The rate-limit tiers the policy may name (``[[agent.quota_tiers]]`` with
+    ``name``, ``limit`` requests per ``window`` seconds); per caller and API product."""
+    quota_redis_url: str = ""
+    """Redis shared by every edge node for quota buckets; empty = per worker."""
 
     def __post_init__(self) -> None:
         if _NODE_ID.fullmatch(self.node_id) is None:
@@ -126,6 +133,13 @@ class AgentConfig:
             raise ValueError("assertion_kek: only with assertion_keyring")
         if not 5 <= self.assertion_ttl <= 300:
             raise ValueError("assertion_ttl: must be 5 to 300 seconds")
+        names = [t.name for t in self.quota_tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("quota_tiers: a tier name appears twice")
+        if self.quota_redis_url and not self.quota_redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("quota_redis_url: must be a redis://, rediss:// or unix:// URL")
         if not 256 <= self.max_signals_bytes <= 1024 * 1024:
             raise ValueError("max_signals_bytes: must be 256 bytes to 1 MiB")
 

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from authn.errors import AuthnError
@@ -39,6 +39,7 @@ from gateway import ids, policy_input
 from gateway.assertion import AssertedConsent, AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
 from gateway.identity import Authenticator, Identity
+from gateway.quotas import Quotas, rate_limit_headers
 from policy.decision import Decision, deny
 from policy.decision_log import DecisionLog
 from policy.engine import PolicyEngine
@@ -109,6 +110,8 @@ class Allow:
     headers: tuple[tuple[str, str], ...]
     """Set upstream (overwriting any client copy)."""
     mask_profile: str
+    response_headers: tuple[tuple[str, str], ...] = ()
+    """Added to the response the client gets (the quota's RateLimit fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ class Deny:
     decision_id: str
     challenge: str | None = None
     """``WWW-Authenticate`` value for a 401."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """More response headers (a 429's Retry-After and RateLimit fields)."""
 
 
 Outcome = Allow | Deny
@@ -127,6 +132,16 @@ Outcome = Allow | Deny
 def _safe(value: str) -> bool:
     """A value that can travel in an HTTP header as it is (no CR/LF, no controls)."""
     return value.isascii() and value.isprintable()
+
+
+def _quota_caller(identity: Identity, ctx: RequestContext) -> str:
+    """Whose bucket: a partner's client, a user, or (anonymous) the client address."""
+    token = identity.token
+    if token is None:
+        return "ip:" + ctx.client_address
+    if identity.kind == "partner":
+        return "client:" + (token.client_id or token.subject)
+    return "sub:" + token.subject
 
 
 def _asserted_consent(identity: Identity, now: float) -> AssertedConsent | None:
@@ -173,8 +188,10 @@ class Pipeline:
         revocations_fresh: Callable[[], bool],
         max_signals_bytes: int = 16 * 1024,
         clock: Callable[[], float] = time.time,
+        quotas: Quotas | None = None,
     ) -> None:
         self._authn = authenticator
+        self._quotas = quotas
         self._device = components.device
         self._risk = components.risk
         self._auth_failures = components.auth_failures
@@ -302,9 +319,25 @@ class Pipeline:
         )
         doc = trace.doc = policy_input.document(request, route, identity, device, risk, now)
         decision = await self._policy.decide(doc)
-        if decision.allow:
-            return self._allow(ctx, decision_id, identity, device, risk, decision, now), decision
-        return self._deny(decision_id, identity, decision), decision
+        if not decision.allow:
+            return self._deny(decision_id, identity, decision), decision
+        limits: tuple[tuple[str, str], ...] = ()
+        if self._quotas is not None:
+            verdict = await self._quotas.take(
+                decision.obligations.rate_limit_tier,
+                _quota_caller(identity, ctx),
+                ctx.route.api_product,
+            )
+            if verdict is None:
+                reason = "gateway:unknown_rate_limit_tier"
+                return Deny(403, "access_denied", (reason,), decision_id), decision
+            limits = tuple(rate_limit_headers(verdict))
+            if not verdict.allowed:
+                return Deny(
+                    429, "rate_limited", ("quota:exceeded",), decision_id, None, limits
+                ), decision
+        allow = self._allow(ctx, decision_id, identity, device, risk, decision, now)
+        return (replace(allow, response_headers=limits) if limits else allow), decision
 
     def _deny(self, decision_id: str, identity: Identity, decision: Decision) -> Deny:
         reasons = decision.reasons or ("policy:deny",)

@@ -36,9 +36,12 @@ from redis.exceptions import RedisError
 from crypto import sm3
 
 __all__ = [
+    "DEFAULT_TIERS",
     "Limiter",
     "MemoryLimiter",
     "QuotaConfig",
+    "QuotaTier",
+    "Quotas",
     "RedisLimiter",
     "Tier",
     "Verdict",
@@ -67,6 +70,33 @@ class Tier:
     def interval(self) -> float:
         """Seconds between requests at the sustained rate (GCRA's emission interval)."""
         return self.window / self.limit
+
+
+@dataclass(frozen=True)
+class QuotaTier:
+    """One ``[[agent.quota_tiers]]`` table: a tier the policy may name."""
+
+    name: str
+    limit: int
+    window: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.name) <= 64 or not self.name.isascii() or '"' in self.name:
+            raise ValueError("name: 1 to 64 ASCII characters, no quotes")
+        Tier(self.limit, self.window)  # the same bounds
+
+
+DEFAULT_TIERS: Final = (
+    QuotaTier("default", 300),
+    QuotaTier("public", 600),
+    QuotaTier("customer", 300),
+    QuotaTier("customer-payments", 30),
+    QuotaTier("staff", 600),
+    QuotaTier("partner", 120),
+    QuotaTier("partner-standard", 120),
+    QuotaTier("partner-gold", 600),
+)
+"""Requests per minute per caller and API product for the default bundle's tiers."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +209,30 @@ class RedisLimiter:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class Quotas:
+    """The tiers and a limiter: what the pipeline asks after an allow."""
+
+    def __init__(self, tiers: tuple[QuotaTier, ...], limiter: Limiter) -> None:
+        self._tiers = {t.name: Tier(t.limit, t.window) for t in tiers}
+        self._limiter = limiter
+
+    @classmethod
+    def open(cls, tiers: tuple[QuotaTier, ...], redis_url: str = "") -> Quotas:
+        limiter: Limiter = RedisLimiter(redis_url) if redis_url else MemoryLimiter()
+        return cls(tiers, limiter)
+
+    async def take(self, tier_name: str, caller: str, product: str) -> Verdict | None:
+        """The verdict; None when the policy named a tier nobody configured (the
+        pipeline refuses: an unmetered tier would be an unlimited one)."""
+        tier = self._tiers.get(tier_name)
+        if tier is None:
+            return None
+        return await self._limiter.take(tier_name, tier, caller, product)
+
+    async def close(self) -> None:
+        await self._limiter.close()
 
 
 def rate_limit_headers(verdict: Verdict) -> list[tuple[str, str]]:

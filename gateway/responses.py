@@ -8,9 +8,13 @@ upstream. The mask profile and decision id also go to the filter's dynamic
 metadata (namespace ``envoy.filters.http.ext_authz``), where the response's
 ext_proc reads them.
 
+Allow also adds ``response_headers_to_add`` for the client: the quota's
+``RateLimit-Policy``/``RateLimit`` fields.
+
 Deny: ``DeniedHttpResponse`` with the status, ``content-type:
 application/json``, ``cache-control: no-store``, the ``WWW-Authenticate``
-challenge of a 401, and the body ``{"error", "reason": [...], "decision_id"}``.
+challenge of a 401, a 429's ``Retry-After`` and RateLimit fields, and the body
+``{"error", "reason": [...], "decision_id"}``.
 The gRPC status is UNAUTHENTICATED for a 401 and PERMISSION_DENIED otherwise.
 """
 
@@ -55,6 +59,11 @@ def _allow_response(outcome: Allow, received: Iterable[str]) -> CheckResponse:
         option.header.key = name
         option.header.value = value
         option.append_action = _OVERWRITE
+    for name, value in outcome.response_headers:
+        option = ok.response_headers_to_add.add()
+        option.header.key = name
+        option.header.value = value
+        option.append_action = _OVERWRITE
     set_here = {name for name, _ in outcome.headers}
     ok.headers_to_remove.extend(
         name for name in received if name.startswith(INTERNAL_PREFIX) and name not in set_here
@@ -79,6 +88,10 @@ def deny_response(outcome: Deny) -> CheckResponse:
         headers.append(
             HeaderValueOption(header=HeaderValue(key="www-authenticate", value=outcome.challenge))
         )
+    headers.extend(
+        HeaderValueOption(header=HeaderValue(key=name, value=value))
+        for name, value in outcome.headers
+    )
     return CheckResponse(
         status=_UNAUTHENTICATED if outcome.status == 401 else _PERMISSION_DENIED,
         denied_response=DeniedHttpResponse(

@@ -148,6 +148,9 @@ def test_a_public_route_passes_through_every_node(up: Up) -> None:
         assert status == 200, body
         assert json.loads(body)["products"]
         assert headers["server"] == "ztgate"
+        # The quota's fields (draft-ietf-httpapi-ratelimit-headers) reach the client.
+        assert headers["ratelimit-policy"] == '"public";q=600;w=60'
+        assert headers["ratelimit"].startswith('"public";r=')
 
 
 def test_an_account_route_without_a_token_is_401_with_a_reason(up: Up) -> None:
