@@ -2,8 +2,8 @@
 
 Issue 7 ("Open-banking exposure"): "an API catalogue: OpenAPI 3.1 for the partner
 APIs …, served with a developer-portal page that renders it (assets shipped with
-the package, no CDN)". Four fixed resources under ``/portal/``: the page, its
-script and stylesheet (``static/``), and the OpenAPI document itself
+the package, no CDN)". Fixed resources under ``/portal/``: the page, its
+script, stylesheet and icon (``static/``), and the OpenAPI document itself
 (``/portal/openapi.json``, for partners' tooling). Everything is read from the
 installed package once; nothing is fetched from anywhere else.
 
@@ -54,6 +54,7 @@ _FILES: Final = {
     "/openapi.json": ("openapi.json", "application/json"),
     "/static/portal.js": ("static/portal.js", "text/javascript"),
     "/static/portal.css": ("static/portal.css", "text/css"),
+    "/static/favicon.png": ("static/favicon.png", "image/png"),
 }
 
 Closer = Callable[[], Awaitable[None]]
@@ -72,7 +73,8 @@ def openapi_document() -> dict[str, Any]:
 
 def _handler(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def serve(request: web.Request) -> web.Response:
-        response = web.Response(body=_read(name), content_type=content_type, charset="utf-8")
+        charset = None if content_type.startswith("image/") else "utf-8"
+        response = web.Response(body=_read(name), content_type=content_type, charset=charset)
         response.headers.update(_HEADERS)
         return response
 
