@@ -40,8 +40,11 @@ class ServiceThread:
         self.loop.close()
 
 
-def chromium_driver(profile: Path) -> webdriver.Chrome:
-    """Headless Chromium with a fresh profile in `profile`; the caller quits it."""
+def chromium_driver(profile: Path, *, browser_log: bool = False) -> webdriver.Chrome:
+    """Headless Chromium with a fresh profile in `profile`; the caller quits it.
+
+    With `browser_log`, the page's console (errors, CSP violations) is kept for
+    ``driver.get_log("browser")``."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(path) is None:
             pytest.fail(f"{path} is required (Debian packages chromium and chromium-driver)")
@@ -60,6 +63,8 @@ def chromium_driver(profile: Path) -> webdriver.Chrome:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(arg)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_script_timeout(20)
     return driver

@@ -254,6 +254,18 @@ def _post(url: str, path: str, body: bytes, kind: str) -> tuple[int, dict[str, s
         conn.close()
 
 
+def test_the_developer_portal_is_on_the_authn_origin(up: Up) -> None:
+    """Issue 7's catalogue: printed, served with its CSP, the document beside it."""
+    portal = up.urls["portal"]
+    assert portal == up.urls["authn"].rstrip("/") + "/portal/"
+    assert portal in (up.tmp / "stdout").read_text()
+    status, headers, body = request(up.urls["authn"], "/portal/")
+    assert status == 200 and b"static/portal.js" in body
+    assert "default-src 'self'" in headers["content-security-policy"]
+    status, _, body = request(up.urls["authn"], "/portal/openapi.json")
+    assert status == 200 and json.loads(body)["openapi"].startswith("3.1.")
+
+
 def test_ztgate_demo_completes_against_the_stack(up: Up) -> None:
     """Issue 6, checks 1 and 4 through real Envoy: authorised, no token, password
     only, unbound device, tampered token, policy deny, spoofed subject, step-up,

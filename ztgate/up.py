@@ -144,6 +144,7 @@ class Stack:
 
     async def _start_authn(self) -> Any:
         from authn.service.runner import start_service
+        from gateway.catalogue.portal import portal_extension
         from gateway.devices_api import devices_extension
 
         port = self.layout.authn_port
@@ -157,7 +158,10 @@ class Stack:
             state_dir=self.state,
             config=authn_cfg,
             signing_algorithm=self.cfg.crypto.signing_algorithm,
-            extensions=[devices_extension(self._store_url(authn_cfg), self.cfg.device)],
+            extensions=[
+                devices_extension(self._store_url(authn_cfg), self.cfg.device),
+                portal_extension(),
+            ],
         )
         self._stops.append(("authn service", service.stop))
         if authn_cfg.directory_jwks == self.state / "up" / DIRECTORY_JWKS:
@@ -166,6 +170,7 @@ class Stack:
         self.urls["authn"] = service.url
         self.urls["authn_jwks"] = service.url.rstrip("/") + "/.well-known/jwks.json"
         self.urls["authn_admin_token_file"] = str(self.state / "admin-token")
+        self.urls["portal"] = service.url.rstrip("/") + "/portal/"
         return service
 
     async def _start_policy(self) -> None:
@@ -411,6 +416,7 @@ def summary(urls: dict[str, Any], seconds: float) -> str:
     lines += [
         f"  authn service  {urls['authn']}",
         f"  policy service {urls['policy']}",
+        f"  API portal     {urls['portal']}  (partner API catalogue, OpenAPI 3.1)",
         f"  core bank      {urls['corebank']}  (reachable directly only with an edge assertion)",
         f"  control plane  {urls['control_plane']}  (xDS {urls['xds']})",
         "",
