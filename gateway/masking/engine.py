@@ -1,0 +1,303 @@
+"""The masking engine: one walk over a JSON document applies rules, detector and
+profile (issue 7, JR/T 0171-2020).
+
+For every position in the document the walk knows which rules' selectors are
+still live (an NFA over the rules of the route, `gateway.masking.selector`), so a
+body is visited once whatever the number of rules. At each member or element:
+
+1. the first rule that selects it decides its class — the route's rules before
+   the global ones — except that a C3 selection anywhere wins over everything;
+2. C3: the member is removed (an array element becomes ``null``, so indices keep
+   their meaning), under every profile;
+3. C2: the profile's action for the rule's kind (a rule may override it per
+   profile; a ``need_to_know`` profile removes every field whose rule does not
+   list it in ``needed_by``). A C2 selection of an object or array applies to
+   every value below it; C3 rules below still remove their fields;
+4. every other string (C1 and unlabelled alike: a rule cannot switch the detector
+   off, so a mislabelled field cannot leak a detectable number), every integer
+   and every member name goes through the detector, and what it finds is masked
+   as C2 of the kind found;
+5. echoes: a C2 value masked in one place is often repeated in free text
+   elsewhere (``"description": "转账 王芳"`` beside ``"name": "王芳"``), where no
+   rule or check digit can see it. Every labelled C2 string of an identifying
+   kind (names, numbers, contacts, addresses; two characters or more) is
+   remembered, and a second pass over the output replaces its every occurrence
+   with its masked form (or stars).
+
+The engine never logs values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from gateway.masking import detector, maskers
+from gateway.masking.classification import Classification, Kind
+from gateway.masking.maskers import PseudonymKeys
+from gateway.masking.profiles import Action, Profile
+from gateway.masking.rules import Rule, RuleSet
+from gateway.masking.selector import Segment, advance
+
+__all__ = ["Label", "MaskingEngine", "Request"]
+
+_REMOVED: Final = object()
+"""Sentinel: the walk drops this member."""
+
+ECHO_KINDS: Final = frozenset(
+    {
+        Kind.CARD_NUMBER,
+        Kind.ACCOUNT_NUMBER,
+        Kind.RESIDENT_ID,
+        Kind.MOBILE,
+        Kind.EMAIL,
+        Kind.NAME,
+        Kind.ADDRESS,
+        Kind.IDENTIFIER,
+    }
+)
+"""Kinds whose values are searched for again in the rest of the document."""
+
+MAX_DEPTH: Final = 64
+"""Deeper documents are refused (the caller blocks the body): no recursion bomb."""
+
+
+class TooDeep(ValueError):
+    """The document nests deeper than `MAX_DEPTH`."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """Whose response is being masked: route, profile, and the partner (pseudonym scope)."""
+
+    route_id: str | None
+    profile: str
+    partner: str | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """The class a position inherits from the rule that selected it (or an ancestor)."""
+
+    classification: Classification
+    kind: Kind | None
+    rule: Rule
+
+
+States = tuple[tuple[int, frozenset[int]], ...]
+"""Per live rule: its index and the NFA states of its selector."""
+
+
+class _Pass:
+    """One masking pass: the request's profile, key and rules, and the walk itself."""
+
+    def __init__(self, engine: MaskingEngine, request: Request) -> None:
+        self.rules = engine.rules.rules_for(request.route_id)
+        self.profile: Profile = engine.rules.profile(request.profile)
+        scope = self.profile.pseudonym_scope or request.partner
+        self.key = engine.keys.for_scope(scope) if scope else None
+        self.today = engine.today()
+        self.echoes: dict[str, str] = {}
+
+    # -- rules ----------------------------------------------------------------------
+
+    def step(self, states: States, segment: Segment) -> tuple[States, Rule | None]:
+        after: list[tuple[int, frozenset[int]]] = []
+        chosen: Rule | None = None
+        for index, live in states:
+            steps = self.rules[index].selector.steps
+            moved = frozenset(advance(steps, set(live), segment))
+            if not moved:
+                continue
+            after.append((index, moved))
+            if len(steps) in moved:
+                rule = self.rules[index]
+                if chosen is None or (
+                    rule.classification is Classification.C3
+                    and chosen.classification is not Classification.C3
+                ):
+                    chosen = rule
+        return tuple(after), chosen
+
+    # -- C2 ---------------------------------------------------------------------------
+
+    def action_for(self, kind: Kind, rule: Rule | None) -> Action:
+        name = self.profile.name
+        if self.profile.need_to_know and (rule is None or name not in rule.needed_by):
+            return Action.REMOVE
+        if rule is not None and name in rule.actions:
+            return rule.actions[name]
+        return self.profile.action(kind)
+
+    def mask_value(self, value: str, kind: Kind, action: Action) -> str | None:
+        """The masked string, or None to remove it."""
+        if action is Action.PARTIAL:
+            head, tail = self.profile.split(kind)
+            if kind is Kind.EMAIL:
+                return maskers.partial_email(value, head)
+            if kind is Kind.ADDRESS:
+                return maskers.city_of(value)
+            return maskers.partial(value, head, tail)
+        if action is Action.PSEUDONYM and self.key is not None:
+            return maskers.pseudonym(self.key, kind, value)
+        if action is Action.TOKEN and self.key is not None:
+            return maskers.token(self.key, kind, value)
+        if action is Action.GENERALISE:
+            general = maskers.generalise(kind, value, self.today)
+            return general if isinstance(general, str) else None
+        return None  # REMOVE, or a keyed action without a key: fail closed
+
+    def mask_text(self, text: str, rule: Rule | None) -> str:
+        """`text` with every detector finding masked (removed ones starred)."""
+        findings = detector.find(text)
+        if not findings:
+            return text
+        out: list[str] = []
+        at = 0
+        for f in findings:
+            piece = text[f.start : f.end]
+            masked = self.mask_value(piece, f.kind, self.action_for(f.kind, None))
+            out.append(text[at : f.start])
+            out.append(masked if masked is not None else maskers.STAR * len(piece))
+            at = f.end
+        out.append(text[at:])
+        return "".join(out)
+
+    def labelled(self, value: Any, label: Label) -> Any:
+        """A scalar under a C2 label."""
+        kind = label.kind or Kind.TEXT
+        if kind is Kind.TEXT:
+            return self.detected(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if not isinstance(value, str | int | float):
+            return _REMOVED
+        text = str(value)
+        masked = self.mask_value(text, kind, self.action_for(kind, label.rule))
+        if kind in ECHO_KINDS and len(text) >= 2:
+            self.echoes[text] = maskers.STAR * len(text) if masked is None else masked
+        return _REMOVED if masked is None else masked
+
+    def detected(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask_text(value, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 10**10:
+            text = str(value)
+            masked = self.mask_text(text, None)
+            return value if masked == text else masked
+        return value
+
+    # -- the walk ---------------------------------------------------------------------
+
+    def container_label(self, value: Any, label: Label) -> Any:
+        """A C2 object or array as a whole: generalise an address object, remove a
+        container the profile removes; None to walk into it instead."""
+        kind = label.kind or Kind.TEXT
+        if kind is Kind.TEXT:
+            return None
+        action = self.action_for(kind, label.rule)
+        if action is Action.REMOVE:
+            return _REMOVED
+        if action is Action.GENERALISE and kind is Kind.ADDRESS:
+            general = maskers.generalise(kind, value, self.today)
+            return _REMOVED if general is None else general
+        return None
+
+    def child(self, value: Any, states: States, label: Label | None, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise TooDeep(f"the document nests deeper than {MAX_DEPTH}")
+        if isinstance(value, dict | list):
+            if label is not None and label.classification is Classification.C2:
+                whole = self.container_label(value, label)
+                if whole is not None:
+                    return whole
+            if isinstance(value, dict):
+                return self.walk_object(value, states, label, depth)
+            return self.walk_array(value, states, label, depth)
+        if label is not None and label.classification is Classification.C2:
+            return self.labelled(value, label)
+        return self.detected(value)
+
+    def labelled_child(
+        self, value: Any, states: States, inherited: Label | None, segment: Segment, depth: int
+    ) -> Any:
+        moved, rule = self.step(states, segment)
+        label = inherited
+        if rule is not None:
+            if rule.classification is Classification.C3:
+                return _REMOVED
+            # A C1 rule under a C2 ancestor does not unmask what the ancestor covers.
+            if not (
+                rule.classification is Classification.C1
+                and inherited is not None
+                and inherited.classification is Classification.C2
+            ):
+                label = Label(rule.classification, rule.kind, rule)
+        return self.child(value, moved, label, depth + 1)
+
+    def walk_object(
+        self, doc: dict[str, Any], states: States, label: Label | None, depth: int
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in doc.items():
+            masked = self.labelled_child(value, states, label, name, depth)
+            if masked is not _REMOVED:
+                out[self.mask_text(name, None)] = masked
+        return out
+
+    def walk_array(
+        self, items: list[Any], states: States, label: Label | None, depth: int
+    ) -> list[Any]:
+        out: list[Any] = []
+        for i, value in enumerate(items):
+            masked = self.labelled_child(value, states, label, i, depth)
+            out.append(None if masked is _REMOVED else masked)
+        return out
+
+
+def _unecho(value: Any, pattern: re.Pattern[str], echoes: dict[str, str]) -> Any:
+    def replace(text: str) -> str:
+        return pattern.sub(lambda m: echoes[m.group()], text)
+
+    if isinstance(value, str):
+        return replace(value)
+    if isinstance(value, dict):
+        return {replace(k): _unecho(v, pattern, echoes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unecho(v, pattern, echoes) for v in value]
+    return value
+
+
+class MaskingEngine:
+    """Rules, profiles and the pseudonym key: `mask` applies them to a document."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        keys: PseudonymKeys,
+        *,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.rules = rules
+        self.keys = keys
+        self.today = today
+
+    def mask(self, doc: Any, request: Request) -> Any:
+        """A masked copy of `doc` (never modified); `TooDeep` for a nesting bomb."""
+        job = _Pass(self, request)
+        start: States = tuple((i, frozenset({0})) for i in range(len(job.rules)))
+        masked = job.child(doc, start, None, 0)
+        if job.echoes:
+            # Longest first, so a full name is replaced before a shorter name inside it.
+            alternatives = sorted(job.echoes, key=len, reverse=True)
+            pattern = re.compile("|".join(map(re.escape, alternatives)))
+            masked = _unecho(masked, pattern, job.echoes)
+        # The document itself can only be removed by a label, and the root has none.
+        return None if masked is _REMOVED else masked
+
+    def mask_text(self, text: str, request: Request) -> str:
+        """`text` (a body with no fields) with the detector's findings masked."""
+        return _Pass(self, request).mask_text(text, None)
