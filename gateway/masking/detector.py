@@ -35,15 +35,16 @@ from gateway.masking.classification import Kind
 
 __all__ = ["Finding", "classify", "find"]
 
+_D: Final = "[0-9\uff10-\uff19]"
+"""A digit, ASCII or full-width (common in Chinese text input)."""
 _CANDIDATE: Final = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
-    r"|(?<![0-9])(?:[0-9]{4}(?:[ -][0-9]{4}){2,3}(?:[ -][0-9]{1,3})?"
-    r"|[0-9]{3}[ -][0-9]{4}[ -][0-9]{4}|[0-9]{11,19}[Xx]?)(?![0-9])"
+    rf"|(?<!{_D})(?:{_D}{{4}}(?:[ -]{_D}{{4}}){{2,3}}(?:[ -]{_D}{{1,3}})?"
+    rf"|{_D}{{3}}[ -]{_D}{{4}}[ -]{_D}{{4}}|{_D}{{11,19}}[Xx\uff38\uff58]?)(?!{_D})"
 )
 _SEPARATORS: Final = re.compile(r"[ -]")
 _FULLWIDTH: Final = {0xFF10 + i: 0x30 + i for i in range(10)} | {0xFF38: 0x58, 0xFF58: 0x78}
-"""Full-width digits and X (common in Chinese text input) read as their ASCII forms:
-one character for one, so spans found in the translation are spans of the text."""
+"""Full-width digits and X read as their ASCII forms."""
 _MOBILE_COUNTRY: Final = ("0086", "86")
 
 
@@ -60,7 +61,7 @@ def classify(token: str) -> Kind | None:
     """The kind of a whole token (digits, grouped digits or an e-mail), or None."""
     if "@" in token:
         return Kind.EMAIL
-    digits = _SEPARATORS.sub("", token)
+    digits = _SEPARATORS.sub("", token).translate(_FULLWIDTH)
     if len(digits) == 18 and pii.resident_id_valid(digits):
         return Kind.RESIDENT_ID
     if digits[-1:] in ("X", "x") or not digits.isascii() or not digits.isdigit():
@@ -80,11 +81,10 @@ def find(text: str) -> list[Finding]:
     if len(text) < 6:  # shortest e-mail the pattern takes: a@b.cd
         return []
     found: list[Finding] = []
-    probe = text.translate(_FULLWIDTH)
-    for match in _CANDIDATE.finditer(probe):
+    for match in _CANDIDATE.finditer(text):
         token, end = match.group(), match.end()
         kind = classify(token)
-        if kind is None and token[-1] in "Xx" and "@" not in token:
+        if kind is None and token[-1] in "Xx\uff38\uff58" and "@" not in token:
             # Not a resident ID: the digits before a trailing letter may still be a card
             # or a mobile number ("...5678x").
             token, end = token[:-1], end - 1

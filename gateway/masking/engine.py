@@ -36,11 +36,12 @@ from datetime import date
 from typing import Any, Final
 
 from gateway.masking import detector, maskers
+from gateway.masking.automaton import Automaton, State
 from gateway.masking.classification import Classification, Kind
 from gateway.masking.maskers import PseudonymKeys
 from gateway.masking.profiles import Action, Profile
 from gateway.masking.rules import Rule, RuleSet
-from gateway.masking.selector import Segment, advance
+from gateway.masking.selector import Segment
 
 __all__ = ["Label", "MaskingEngine", "Request"]
 
@@ -87,40 +88,16 @@ class Label:
     rule: Rule
 
 
-States = tuple[tuple[int, frozenset[int]], ...]
-"""Per live rule: its index and the NFA states of its selector."""
-
-
 class _Pass:
     """One masking pass: the request's profile, key and rules, and the walk itself."""
 
     def __init__(self, engine: MaskingEngine, request: Request) -> None:
-        self.rules = engine.rules.rules_for(request.route_id)
+        self.automaton = engine.automaton(request.route_id)
         self.profile: Profile = engine.rules.profile(request.profile)
         scope = self.profile.pseudonym_scope or request.partner
         self.key = engine.keys.for_scope(scope) if scope else None
         self.today = engine.today()
         self.echoes: dict[str, str] = {}
-
-    # -- rules ----------------------------------------------------------------------
-
-    def step(self, states: States, segment: Segment) -> tuple[States, Rule | None]:
-        after: list[tuple[int, frozenset[int]]] = []
-        chosen: Rule | None = None
-        for index, live in states:
-            steps = self.rules[index].selector.steps
-            moved = frozenset(advance(steps, set(live), segment))
-            if not moved:
-                continue
-            after.append((index, moved))
-            if len(steps) in moved:
-                rule = self.rules[index]
-                if chosen is None or (
-                    rule.classification is Classification.C3
-                    and chosen.classification is not Classification.C3
-                ):
-                    chosen = rule
-        return tuple(after), chosen
 
     # -- C2 ---------------------------------------------------------------------------
 
@@ -206,7 +183,7 @@ class _Pass:
             return _REMOVED if general is None else general
         return None
 
-    def child(self, value: Any, states: States, label: Label | None, depth: int) -> Any:
+    def child(self, value: Any, states: State, label: Label | None, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise TooDeep(f"the document nests deeper than {MAX_DEPTH}")
         if isinstance(value, dict | list):
@@ -222,9 +199,9 @@ class _Pass:
         return self.detected(value)
 
     def labelled_child(
-        self, value: Any, states: States, inherited: Label | None, segment: Segment, depth: int
+        self, value: Any, states: State, inherited: Label | None, segment: Segment, depth: int
     ) -> Any:
-        moved, rule = self.step(states, segment)
+        moved, rule = self.automaton.move(states, segment)
         label = inherited
         if rule is not None:
             if rule.classification is Classification.C3:
@@ -239,7 +216,7 @@ class _Pass:
         return self.child(value, moved, label, depth + 1)
 
     def walk_object(
-        self, doc: dict[str, Any], states: States, label: Label | None, depth: int
+        self, doc: dict[str, Any], states: State, label: Label | None, depth: int
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in doc.items():
@@ -249,7 +226,7 @@ class _Pass:
         return out
 
     def walk_array(
-        self, items: list[Any], states: States, label: Label | None, depth: int
+        self, items: list[Any], states: State, label: Label | None, depth: int
     ) -> list[Any]:
         out: list[Any] = []
         for i, value in enumerate(items):
@@ -284,12 +261,20 @@ class MaskingEngine:
         self.rules = rules
         self.keys = keys
         self.today = today
+        self._automata: dict[str | None, Automaton] = {}
+
+    def automaton(self, route_id: str | None) -> Automaton:
+        """The route's selectors as one automaton (routes without rules share one)."""
+        key = route_id if route_id in self.rules.routes else None
+        found = self._automata.get(key)
+        if found is None:
+            found = self._automata[key] = Automaton(self.rules.rules_for(key))
+        return found
 
     def mask(self, doc: Any, request: Request) -> Any:
         """A masked copy of `doc` (never modified); `TooDeep` for a nesting bomb."""
         job = _Pass(self, request)
-        start: States = tuple((i, frozenset({0})) for i in range(len(job.rules)))
-        masked = job.child(doc, start, None, 0)
+        masked = job.child(doc, job.automaton.start, None, 0)
         if job.echoes:
             # Longest first, so a full name is replaced before a shorter name inside it.
             alternatives = sorted(job.echoes, key=len, reverse=True)

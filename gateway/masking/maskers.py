@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from crypto import sm3
 from gateway import pii
+from gateway.masking import detector
 from gateway.masking.classification import Kind
 
 __all__ = [
@@ -128,32 +129,33 @@ def _substitute(ch: str, r: int) -> str:
     return ch
 
 
-def _detectable(s: str) -> bool:
-    digits = s.replace(" ", "").replace("-", "")
-    return (
-        pii.card_number_valid(digits)
-        or pii.mobile_valid(digits)
-        or (len(digits) == 18 and pii.resident_id_valid(digits))
-    )
+def _number_at(s: str) -> tuple[int, int] | None:
+    """The span of the first card, ID or mobile number the detector finds in `s`."""
+    for f in detector.find(s):
+        if f.kind is not Kind.EMAIL:
+            return f.start, f.end
+    return None
 
 
 def token(key: bytes, kind: Kind, value: str) -> str:
     """A keyed, deterministic, format-preserving stand-in for `value` (see the module
-    docstring): same length, same character classes, never a valid identifier."""
+    docstring): same length, same character classes, never a card, ID or mobile number
+    (an e-mail address stays address-shaped: that is the format)."""
     stream = _keystream(key, kind, value, len(value))
     chars = [_substitute(ch, r) for ch, r in zip(value, stream, strict=True)]
-    digit_at = [i for i, ch in enumerate(chars) if ch.isascii() and ch.isdigit()]
     # Deterministic nudges: no mainland mobile or province code starts with 0, and one
     # of every ten last digits fails Luhn; so a token never validates as data.
-    if digit_at and _detectable("".join(chars)):
-        chars[digit_at[0]] = "0"
-    while digit_at and _detectable("".join(chars)):
-        last = digit_at[-1]
-        chars[last] = str((int(chars[last]) + 1) % 10)
-    out = "".join(chars)
-    if out == value and value:  # e.g. a value of separators only: nothing to keep
-        return STAR * len(value)
-    return out
+    for attempt in range(40):
+        span = _number_at("".join(chars))
+        if span is None:
+            out = "".join(chars)
+            return STAR * len(value) if out == value and value else out
+        digits = [i for i in range(*span) if chars[i].isascii() and chars[i].isdigit()]
+        if attempt == 0:
+            chars[digits[0]] = "0"
+        else:
+            chars[digits[-1]] = str((int(chars[digits[-1]]) + 1) % 10)
+    return STAR * len(value)  # not reached in practice; never return a valid number
 
 
 def age_band(born: date, today: date, width: int = 10) -> str:
