@@ -130,10 +130,12 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                     )
                 masker = ResponseMasker(self.settings, seen.mask_profile, seen.partner)
             if masker is not None and phase == "response_headers":
-                answer = masker.headers(request.response_headers)
+                answer = masker.headers(request)
             elif masker is not None and phase == "response_body":
-                answer = masker.body(request.response_body)
+                answer = masker.body(request)
             yield answer
+            if answer.HasField("immediate_response"):
+                return  # the response is replaced: Envoy sends nothing more for it
 
 
 def add_to_server(server: grpc.aio.Server, settings: MaskingSettings | None = None) -> None:

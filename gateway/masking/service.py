@@ -159,9 +159,12 @@ class ResponseMasker:
     def note_route(self, attributes: Any) -> None:
         self.route = route_of(attributes) or self.route
 
-    def headers(self, message: Any) -> ProcessingResponse:
-        """The answer to the response-headers phase."""
+    def headers(self, request: Any) -> ProcessingResponse:
+        """The answer to a ProcessingRequest's response-headers phase."""
+        message = request.response_headers
+        # Envoy puts attributes on the request (v3 since 1.31); older ones on the headers.
         self.note_route(message.attributes)
+        self.note_route(request.attributes)
         self.content_type = _header(message, "content-type")
         if message.end_of_stream:
             return _CONTINUE_HEADERS  # no body follows: nothing to mask
@@ -171,8 +174,10 @@ class ResponseMasker:
             return _blocked("content_type_not_allowed")
         return _PASS_HEADERS
 
-    def body(self, message: Any) -> ProcessingResponse:
-        """The answer to the (buffered) response-body phase."""
+    def body(self, request: Any) -> ProcessingResponse:
+        """The answer to a ProcessingRequest's (buffered) response-body phase."""
+        self.note_route(request.attributes)
+        message = request.response_body
         if not message.end_of_stream:
             self._log_block("body_not_buffered")
             return _blocked("body_not_buffered")
@@ -184,6 +189,16 @@ class ResponseMasker:
             request,
             text_types=self.settings.text_types,
         )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "response masked",
+                extra={
+                    "event": "gateway.masking_applied",
+                    "route": self.route,
+                    "mask_profile": self.profile,
+                    "blocked": outcome.blocked,
+                },
+            )
         if outcome.blocked:
             self._log_block(outcome.reason or "blocked")
             return _blocked(outcome.reason or "blocked")

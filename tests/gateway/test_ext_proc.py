@@ -101,7 +101,8 @@ async def test_every_phase_is_answered_with_its_own_continue(agent: Edge) -> Non
 
 
 async def test_a_message_without_a_phase_ends_the_stream_with_an_error(agent: Edge) -> None:
-    requests = [ProcessingRequest(response_headers=HttpHeaders()), ProcessingRequest()]
+    json_headers = _headers(("content-type", "application/json"))
+    requests = [ProcessingRequest(response_headers=json_headers), ProcessingRequest()]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await _process(agent.port, requests)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -143,6 +144,7 @@ async def test_a_masking_route_passes_the_body_through_and_fails_closed_without_
     agent: Edge, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="ztgate.gateway.ext_proc")
+    caplog.set_level(logging.DEBUG, logger="ztgate.gateway.masking")
     upstream = RecordingUpstream()
     plain = free_port()
     doc = base_config(
@@ -185,6 +187,10 @@ async def test_a_masking_route_passes_the_body_through_and_fails_closed_without_
             and [getattr(r, "decision_id", None)] == decision_ids
             for r in streams
         ), "the decision's mask profile did not reach the processor"
+        masked = [r for r in caplog.records if getattr(r, "event", "") == "gateway.masking_applied"]
+        assert any(getattr(r, "route", None) == "accounts.balances" for r in masked), (
+            "Envoy did not send the route name (xds.route_name)"
+        )
 
         await agent.server.stop(0)
         upstream.clear()
