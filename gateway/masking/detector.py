@@ -37,11 +37,17 @@ __all__ = ["Finding", "classify", "find"]
 
 _D: Final = "[0-9\uff10-\uff19]"
 """A digit, ASCII or full-width (common in Chinese text input)."""
-_CANDIDATE: Final = re.compile(
-    r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
-    rf"|(?<!{_D})(?:{_D}{{4}}(?:[ -]{_D}{{4}}){{2,3}}(?:[ -]{_D}{{1,3}})?"
+_NUMBERS: Final = (
+    rf"(?<!{_D})(?:{_D}{{4}}(?:[ -]{_D}{{4}}){{2,3}}(?:[ -]{_D}{{1,3}})?"
     rf"|{_D}{{3}}[ -]{_D}{{4}}[ -]{_D}{{4}}|{_D}{{11,19}}[Xx\uff38\uff58]?)(?!{_D})"
 )
+_CANDIDATE: Final = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}|"
+    + _NUMBERS
+)
+_NUMBER_CANDIDATE: Final = re.compile(_NUMBERS)
+"""Without an ``@`` in the text, only numbers: the e-mail branch would be tried (and
+fail) at every position."""
 _SEPARATORS: Final = re.compile(r"[ -]")
 _FULLWIDTH: Final = {0xFF10 + i: 0x30 + i for i in range(10)} | {0xFF38: 0x58, 0xFF58: 0x78}
 """Full-width digits and X read as their ASCII forms."""
@@ -80,8 +86,14 @@ def find(text: str) -> list[Finding]:
     """Every piece of personal data in `text`, left to right, not overlapping."""
     if len(text) < 6:  # shortest e-mail the pattern takes: a@b.cd
         return []
+    if "@" in text:
+        pattern = _CANDIDATE
+    elif len(text) < 11:  # shortest number: 11 digits
+        return []
+    else:
+        pattern = _NUMBER_CANDIDATE
     found: list[Finding] = []
-    for match in _CANDIDATE.finditer(text):
+    for match in pattern.finditer(text):
         token, end = match.group(), match.end()
         kind = classify(token)
         if kind is None and token[-1] in "Xx\uff38\uff58" and "@" not in token:

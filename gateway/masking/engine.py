@@ -29,6 +29,7 @@ The engine never logs values.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,12 @@ ECHO_KINDS: Final = frozenset(
     }
 )
 """Kinds whose values are searched for again in the rest of the document."""
+
+MAX_CLEAN_NAMES: Final = 10_000
+"""Member names found free of personal data, remembered per engine (bounded)."""
+
+_JSON_ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
+"""Characters JSON escapes: a value holding one is not found as such in JSON text."""
 
 MAX_DEPTH: Final = 64
 """Deeper documents are refused (the caller blocks the body): no recursion bomb."""
@@ -98,6 +105,7 @@ class _Pass:
         self.key = engine.keys.for_scope(scope) if scope else None
         self.today = engine.today()
         self.echoes: dict[str, str] = {}
+        self.clean_names = engine.clean_names
 
     # -- C2 ---------------------------------------------------------------------------
 
@@ -143,6 +151,12 @@ class _Pass:
         out.append(text[at:])
         return "".join(out)
 
+    def mask_name(self, name: str) -> str:
+        masked = self.mask_text(name, None)
+        if masked == name and len(self.clean_names) < MAX_CLEAN_NAMES:
+            self.clean_names.add(name)  # member names repeat: scan each once per engine
+        return masked
+
     def labelled(self, value: Any, label: Label) -> Any:
         """A scalar under a C2 label."""
         kind = label.kind or Kind.TEXT
@@ -161,8 +175,12 @@ class _Pass:
     def detected(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.mask_text(value, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 10**10:
-            text = str(value)
+        # A number long enough to be an identifier (a card or mobile number sent as a
+        # JSON number, 13812345678 or 13812345678.0) is scanned as its decimal text.
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1e10:
+            text = (
+                str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+            )
             masked = self.mask_text(text, None)
             return value if masked == text else masked
         return value
@@ -222,7 +240,7 @@ class _Pass:
         for name, value in doc.items():
             masked = self.labelled_child(value, states, label, name, depth)
             if masked is not _REMOVED:
-                out[self.mask_text(name, None)] = masked
+                out[name if name in self.clean_names else self.mask_name(name)] = masked
         return out
 
     def walk_array(
@@ -262,6 +280,7 @@ class MaskingEngine:
         self.keys = keys
         self.today = today
         self._automata: dict[str | None, Automaton] = {}
+        self.clean_names: set[str] = set()
 
     def automaton(self, route_id: str | None) -> Automaton:
         """The route's selectors as one automaton (routes without rules share one)."""
@@ -279,7 +298,12 @@ class MaskingEngine:
             # Longest first, so a full name is replaced before a shorter name inside it.
             alternatives = sorted(job.echoes, key=len, reverse=True)
             pattern = re.compile("|".join(map(re.escape, alternatives)))
-            masked = _unecho(masked, pattern, job.echoes)
+            # Usually a masked value occurs only where it was masked: one search of the
+            # serialised output (in C) tells, unless a value has characters JSON escapes.
+            if any(_JSON_ESCAPED.search(v) for v in alternatives) or pattern.search(
+                json.dumps(masked, ensure_ascii=False)
+            ):
+                masked = _unecho(masked, pattern, job.echoes)
         # The document itself can only be removed by a label, and the root has none.
         return None if masked is _REMOVED else masked
 

@@ -113,7 +113,7 @@ def test_personal_data_planted_in_unlabelled_fields_is_found() -> None:
     planted = {
         "note": f"客户{ID}来电 手机{MOBILE} 卡号{CARD} 邮箱 wang.fang@163.com",
         "ref": CARD,
-        "numbers": [int(MOBILE), 12345],
+        "numbers": [int(MOBILE), 12345, -int(MOBILE), float(MOBILE)],
         f"by_{MOBILE}": True,
         "deep": [[{"x": {"y": f"ID:{ID}"}}]],
     }
@@ -123,7 +123,7 @@ def test_personal_data_planted_in_unlabelled_fields_is_found() -> None:
             assert value not in out, (profile, value)
     customer = _mask(planted, "accounts.balances", "customer")
     assert customer["ref"] == "622208*********" + CARD[-4:]
-    assert customer["numbers"] == ["138****5678", 12345]
+    assert customer["numbers"] == ["138****5678", 12345, "-138****5678", "138****5678"]
     assert "by_138****5678" in customer
 
 
