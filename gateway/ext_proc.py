@@ -140,7 +140,9 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
 
 def add_to_server(server: grpc.aio.Server, settings: MaskingSettings | None = None) -> None:
     """Register the processor on `server` (the worker's ext_authz server); `settings`
-    default to the environment's (`gateway.masking.service`)."""
+    default to the environment's (`gateway.masking.service`), read now, so that a
+    broken rules file or key stops the worker from starting instead of failing
+    every masked response."""
     external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessorService(settings), server
+        ExternalProcessorService(settings or default_settings()), server
     )

@@ -129,6 +129,18 @@ def _substitute(ch: str, r: int) -> str:
     return ch
 
 
+def _class_index(ch: str) -> int:
+    """`ch`'s position within its substitution class (digit, letter, ideograph)."""
+    o = ord(ch)
+    if 0x30 <= o <= 0x39:
+        return o - 0x30
+    if 0x61 <= o <= 0x7A:
+        return o - 0x61
+    if 0x41 <= o <= 0x5A:
+        return o - 0x41
+    return o - _CJK_FIRST
+
+
 def _number_at(s: str) -> tuple[int, int] | None:
     """The span of the first card, ID or mobile number the detector finds in `s`."""
     for f in detector.find(s):
@@ -143,6 +155,13 @@ def token(key: bytes, kind: Kind, value: str) -> str:
     (an e-mail address stays address-shaped: that is the format)."""
     stream = _keystream(key, kind, value, len(value))
     chars = [_substitute(ch, r) for ch, r in zip(value, stream, strict=True)]
+    if chars == list(value):
+        # Every substitution drew its own character (likely for short values): move the
+        # first substitutable one on by one within its class, so the token differs.
+        for i, ch in enumerate(chars):
+            if _substitute(ch, 1) != ch or _substitute(ch, 0) != ch:
+                chars[i] = _substitute(ch, _class_index(ch) + 1)
+                break
     # Deterministic nudges: no mainland mobile or province code starts with 0, and one
     # of every ten last digits fails Luhn; so a token never validates as data.
     for attempt in range(40):
