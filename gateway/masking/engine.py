@@ -237,10 +237,26 @@ class _Pass:
         self, doc: dict[str, Any], states: State, label: Label | None, depth: int
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        move = self.automaton.move
+        plain = label is None or label.classification is not Classification.C2
+        clean = self.clean_names
         for name, value in doc.items():
+            key = name if name in clean else self.mask_name(name)
+            # Fast path (most members): an unlabelled string too short to hold a
+            # number or an e-mail address, or a small number, passes as it is.
+            if plain and (
+                (type(value) is str and len(value) < 11 and "@" not in value)
+                or (type(value) in (int, float) and -1e10 < value < 1e10)
+                or value is None
+                or type(value) is bool
+            ):
+                rule = move(states, name)[1]
+                if rule is None or rule.classification is Classification.C1:
+                    out[key] = value
+                    continue
             masked = self.labelled_child(value, states, label, name, depth)
             if masked is not _REMOVED:
-                out[name if name in self.clean_names else self.mask_name(name)] = masked
+                out[key] = masked
         return out
 
     def walk_array(

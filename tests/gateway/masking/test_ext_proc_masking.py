@@ -29,7 +29,7 @@ from gateway import ext_proc, pii
 from gateway.ext_proc import AUTHZ_NAMESPACE
 from gateway.masking.engine import MaskingEngine
 from gateway.masking.maskers import PseudonymKeys
-from gateway.masking.rules import default_rules
+from gateway.masking.rules import RulesError, default_rules
 from gateway.masking.service import EXT_PROC_NAMESPACE, ROUTE_ATTRIBUTE, MaskingSettings
 
 CARD = pii.card_number("622208", "123456789012", 19)
@@ -181,3 +181,16 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
     key.chmod(0o644)
     with pytest.raises(ValueError, match="group or others"):
         MaskingSettings.from_environment({"ZTGATE_MASKING_KEY_FILE": str(key)})
+
+
+def test_a_broken_rules_file_stops_the_processor_from_being_registered(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    doc = json.loads(
+        (Path(__file__).parents[3] / "gateway/masking/rules/default.json").read_text("utf-8")
+    )
+    doc["global"][0]["select"] = "$.cvn[?(@)]"
+    rules.write_text(json.dumps(doc), "utf-8")
+    with pytest.raises(
+        RulesError, match=r"global\[0\] \(\$\.cvn\[\?\(@\)\]\): unsupported bracket"
+    ):
+        MaskingSettings.from_environment({"ZTGATE_MASKING_RULES": str(rules)})
