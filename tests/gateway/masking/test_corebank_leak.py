@@ -125,6 +125,8 @@ def c2_values(bank: Bank) -> frozenset[str]:
                    c.address.street}  # fmt: skip
         if len(c.given_name) > 1:
             values.add(c.given_name)
+        if c.employer:  # KYC
+            values.add(c.employer)
     values |= {a.number for a in bank.accounts} | {k.number for k in bank.cards}
     for t in bank.transactions:
         values |= {v for v in (t.counterparty_name, t.counterparty_account) if v}
@@ -166,6 +168,10 @@ def test_no_c2_and_no_c3_leaves_under_any_profile(profile: str) -> None:
         assert not leaked, (route, profile, leaked[:3])
         masked = json.loads(text)
         person = masked.get("profile", masked) if isinstance(masked, dict) else {}
+        # KYC data (occupation, income, ethnicity, ID validity) is removed under every profile.
+        if route in ("customers.profile", "staff.customers.view"):
+            assert not {"kyc", "ethnicity", "gender"} & set(person), (route, profile)
+            assert not {"issued_on", "expires_on"} & set(person.get("id_document", {}))
         if "birth_date" in person:
             assert person["birth_date"] != births[person["customer_id"]], (route, profile)
         strings = list(_strings(masked))
