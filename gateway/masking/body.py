@@ -90,10 +90,9 @@ def mask_body(
         except (UnicodeDecodeError, ValueError):
             return _block("unparseable_body")
         try:
-            masked = engine.mask(doc, request)
+            return BodyOutcome(engine.mask_json(doc, request).encode())
         except (TooDeep, RecursionError):
             return _block("unparseable_body")
-        return BodyOutcome(json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode())
     if kind in text_types:
         try:
             text = body.decode("utf-8")

@@ -69,6 +69,10 @@ MAX_CLEAN_NAMES: Final = 10_000
 _JSON_ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
 """Characters JSON escapes: a value holding one is not found as such in JSON text."""
 
+_TEXT_SAFE: Final = re.compile(r"[^0-9a-zA-Z+.{}\[\],:\-]")
+"""A character that occurs in JSON text only inside strings (not in numbers,
+literals or structure)."""
+
 MAX_DEPTH: Final = 64
 """Deeper documents are refused (the caller blocks the body): no recursion bomb."""
 
@@ -269,6 +273,14 @@ class _Pass:
         return out
 
 
+def _alternation(values: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, values)))
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
 def _unecho(value: Any, pattern: re.Pattern[str], echoes: dict[str, str]) -> Any:
     def replace(text: str) -> str:
         return pattern.sub(lambda m: echoes[m.group()], text)
@@ -308,20 +320,40 @@ class MaskingEngine:
 
     def mask(self, doc: Any, request: Request) -> Any:
         """A masked copy of `doc` (never modified); `TooDeep` for a nesting bomb."""
+        return json.loads(self.mask_json(doc, request))
+
+    def mask_json(self, doc: Any, request: Request) -> str:
+        """`doc` masked and serialised (UTF-8 text, compact), as a response body is sent."""
         job = _Pass(self, request)
         masked = job.child(doc, job.automaton.start, None, 0)
-        if job.echoes:
-            # Longest first, so a full name is replaced before a shorter name inside it.
-            alternatives = sorted(job.echoes, key=len, reverse=True)
-            pattern = re.compile("|".join(map(re.escape, alternatives)))
-            # Usually a masked value occurs only where it was masked: one search of the
-            # serialised output (in C) tells, unless a value has characters JSON escapes.
-            if any(_JSON_ESCAPED.search(v) for v in alternatives) or pattern.search(
-                json.dumps(masked, ensure_ascii=False)
-            ):
-                masked = _unecho(masked, pattern, job.echoes)
         # The document itself can only be removed by a label, and the root has none.
-        return None if masked is _REMOVED else masked
+        text = _dumps(None if masked is _REMOVED else masked)
+        if not job.echoes:
+            return text
+        # Longest first, so a full name is replaced before a shorter name inside it.
+        alternatives = sorted(job.echoes, key=len, reverse=True)
+        pattern = _alternation(alternatives)
+        # Usually a masked value occurs only where it was masked: searching the
+        # serialised output (in C) tells, for values JSON writes as they are. Those
+        # holding a character that cannot occur outside a JSON string can only match
+        # inside strings: they are replaced in the text (checked to parse). Any other
+        # value found in the text (digits, say) needs the walk.
+        escaped = any(_JSON_ESCAPED.search(v) for v in alternatives)
+        in_text = [v for v in alternatives if _TEXT_SAFE.search(v)]
+        others = [v for v in alternatives if not _TEXT_SAFE.search(v)]
+        # A value JSON escapes cannot be searched for in the text at all: walk.
+        if not escaped and (not others or _alternation(others).search(text) is None):
+            safe = _alternation(in_text) if in_text else None
+            if safe is None or safe.search(text) is None:
+                return text
+            replaced = safe.sub(lambda m: job.echoes[m.group()], text)
+            try:
+                json.loads(replaced)
+            except ValueError:
+                pass  # e.g. a match inside an escape sequence: walk instead
+            else:
+                return replaced
+        return _dumps(_unecho(masked, pattern, job.echoes))
 
     def mask_text(self, text: str, request: Request) -> str:
         """`text` (a body with no fields) with the detector's findings masked."""

@@ -194,3 +194,41 @@ def _identifiers_in(doc: Any) -> list[str]:
     if isinstance(doc, dict):
         return [v for item in doc.values() for v in _identifiers_in(item)]
     return []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"name": "王芳", "note": "转账 王芳\n王芳\t", "list": ["王芳", {"王芳": 1}]},
+        {"name": 'O"Brien Li', "note": 'to O"Brien Li\\'},
+        {"name": "u001f王", "note": "\x1f王 u001f王"},
+        {"account_number": "00123456", "note": "ref 00123456", "n": 123456},
+    ],
+)
+def test_echoes_in_text_and_by_walk_agree(doc: dict[str, Any]) -> None:
+    text = ENGINE.mask_json(doc, Request("accounts.transactions", "customer"))
+    out = json.loads(text)
+    assert out == ENGINE.mask(doc, Request("accounts.transactions", "customer"))
+    original = doc.get("name") or doc["account_number"]
+    assert not [s for s in _all_strings(out) if original in s]
+
+
+def _all_strings(doc: Any) -> list[str]:
+    if isinstance(doc, str):
+        return [doc]
+    if isinstance(doc, list):
+        return [s for item in doc for s in _all_strings(item)]
+    if isinstance(doc, dict):
+        return [s for k, v in doc.items() for s in [k, *_all_strings(v)]]
+    return []
+
+
+@given(
+    st.text(min_size=2, max_size=8).filter(lambda s: "*" not in s),
+    st.text(max_size=10),
+    st.text(max_size=10),
+)
+def test_a_labelled_name_never_survives_elsewhere(name: str, before: str, after: str) -> None:
+    doc = {"name": name, "note": before + name + after, "by": {name: [f"{name}{after}"]}}
+    text = ENGINE.mask_json(doc, Request("accounts.transactions", "customer"))
+    assert not [s for s in _all_strings(json.loads(text)) if name in s]
