@@ -255,6 +255,8 @@ def _ext_proc(cfg: GatewayConfig) -> dict[str, Any]:
             "response_trailer_mode": "SKIP",
         },
         "message_timeout": millis(cfg.agent.ext_proc_timeout_ms),
+        # The route's name (the gateway's route id) picks the masking rules.
+        "response_attributes": ["xds.route_name"],
         # The decision's obligations (e.g. the masking profile) reach the processor
         # as the dynamic metadata ext_authz set.
         "metadata_options": {

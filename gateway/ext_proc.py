@@ -1,16 +1,17 @@
 """Envoy's external processing service (envoy.service.ext_proc.v3.ExternalProcessor/Process)
-on the same ``grpc.aio`` server as ext_authz: the seam where response masking plugs in.
+on the same ``grpc.aio`` server as ext_authz: where responses are masked (issue 7).
 
 The control plane sends the response of every route marked ``masking`` here
-(response headers, then the buffered body; ``failure_mode_allow`` false). For now
-the processor passes everything through: each ProcessingRequest phase gets the
-matching empty response, which Envoy reads as CONTINUE with no mutation
-(ext_proc.v3 ``CommonResponse.status`` defaults to CONTINUE). Masking (JR/T
-0171-2020) will replace the ``response_body`` answer according to the decision's
-mask profile, which arrives as the dynamic metadata ext_authz set (namespace
-``envoy.filters.http.ext_authz``, keys ``mask_profile`` and ``decision_id``,
-forwarded through the filter's ``metadata_options``). A stream without a valid
-profile is treated as ``strict``: the strictest profile is the default (docs/policy.md).
+(response headers, then the buffered body; ``failure_mode_allow`` false). The
+response phases go to `gateway.masking.service.ResponseMasker` (docs/masking.md):
+the body is masked under the decision's mask profile (JR/T 0171-2020), error
+bodies included, and a body that cannot be parsed — or a content type that is
+not JSON — is blocked with a 502. The profile arrives as the dynamic metadata
+ext_authz set (namespace ``envoy.filters.http.ext_authz``, keys ``mask_profile``
+and ``decision_id``, forwarded through the filter's ``metadata_options``). A
+stream without a valid profile is treated as ``strict``: the strictest profile is
+the default (docs/policy.md). Any other phase gets the matching empty response,
+which Envoy reads as CONTINUE with no mutation.
 
 A message this processor does not understand (no phase set, or one added by a
 later protocol version) ends the stream with INVALID_ARGUMENT: Envoy then fails
@@ -34,6 +35,8 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
     TrailersResponse,
 )
+
+from gateway.masking.service import MaskingSettings, ResponseMasker, default_settings
 
 __all__ = ["AUTHZ_NAMESPACE", "DEFAULT_PROFILE", "ExternalProcessorService", "ResponseContext"]
 
@@ -63,6 +66,9 @@ class ResponseContext:
     decision_id: str | None = None
     from_decision: bool = False
     """Whether the profile came from the decision (False: the strict default)."""
+    partner: str | None = None
+    """The partner's client id when the decision carries one (``client_id``): the
+    scope of its pseudonyms."""
 
 
 def response_context(request: ProcessingRequest) -> ResponseContext:
@@ -77,16 +83,28 @@ def response_context(request: ProcessingRequest) -> ResponseContext:
     decision_id = decision if _DECISION_ID.fullmatch(decision) else None
     if not _PROFILE.fullmatch(profile):
         return ResponseContext(decision_id=decision_id)
-    return ResponseContext(profile, decision_id, from_decision=True)
+    client = fields["client_id"].string_value if "client_id" in fields else ""
+    partner = client if _DECISION_ID.fullmatch(client) else None
+    return ResponseContext(profile, decision_id, from_decision=True, partner=partner)
 
 
 class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
-    """Pass-through processor (see the module docstring)."""
+    """The masking processor (see the module docstring)."""
+
+    def __init__(self, settings: MaskingSettings | None = None) -> None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> MaskingSettings:
+        if self._settings is None:
+            self._settings = default_settings()
+        return self._settings
 
     async def Process(
         self, requests: AsyncIterator[ProcessingRequest], context: Any
     ) -> AsyncIterator[ProcessingResponse]:
         seen: ResponseContext | None = None
+        masker: ResponseMasker | None = None
         async for request in requests:
             phase = request.WhichOneof("request")
             answer = _CONTINUE.get(phase) if phase is not None else None
@@ -110,11 +128,21 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                             "decision_id": seen.decision_id,
                         },
                     )
+                masker = ResponseMasker(self.settings, seen.mask_profile, seen.partner)
+            if masker is not None and phase == "response_headers":
+                answer = masker.headers(request)
+            elif masker is not None and phase == "response_body":
+                answer = masker.body(request)
             yield answer
+            if answer.HasField("immediate_response"):
+                return  # the response is replaced: Envoy sends nothing more for it
 
 
-def add_to_server(server: grpc.aio.Server) -> None:
-    """Register the processor on `server` (the worker's ext_authz server)."""
+def add_to_server(server: grpc.aio.Server, settings: MaskingSettings | None = None) -> None:
+    """Register the processor on `server` (the worker's ext_authz server); `settings`
+    default to the environment's (`gateway.masking.service`), read now, so that a
+    broken rules file or key stops the worker from starting instead of failing
+    every masked response."""
     external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessorService(), server
+        ExternalProcessorService(settings or default_settings()), server
     )

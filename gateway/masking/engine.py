@@ -1,0 +1,360 @@
+"""The masking engine: one walk over a JSON document applies rules, detector and
+profile (issue 7, JR/T 0171-2020).
+
+For every position in the document the walk knows which rules' selectors are
+still live (an NFA over the rules of the route, `gateway.masking.selector`), so a
+body is visited once whatever the number of rules. At each member or element:
+
+1. the first rule that selects it decides its class — the route's rules before
+   the global ones — except that a C3 selection anywhere wins over everything;
+2. C3: the member is removed (an array element becomes ``null``, so indices keep
+   their meaning), under every profile;
+3. C2: the profile's action for the rule's kind (a rule may override it per
+   profile; a ``need_to_know`` profile removes every field whose rule does not
+   list it in ``needed_by``). A C2 selection of an object or array applies to
+   every value below it; C3 rules below still remove their fields;
+4. every other string (C1 and unlabelled alike: a rule cannot switch the detector
+   off, so a mislabelled field cannot leak a detectable number), every integer
+   and every member name goes through the detector, and what it finds is masked
+   as C2 of the kind found;
+5. echoes: a C2 value masked in one place is often repeated in free text
+   elsewhere (``"description": "转账 王芳"`` beside ``"name": "王芳"``), where no
+   rule or check digit can see it. Every labelled C2 string of an identifying
+   kind (names, numbers, contacts, addresses; two characters or more) is
+   remembered, and a second pass over the output replaces its every occurrence
+   with its masked form (or stars).
+
+The engine never logs values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from gateway.masking import detector, maskers
+from gateway.masking.automaton import Automaton, State
+from gateway.masking.classification import Classification, Kind
+from gateway.masking.maskers import PseudonymKeys
+from gateway.masking.profiles import Action, Profile
+from gateway.masking.rules import Rule, RuleSet
+from gateway.masking.selector import Segment
+
+__all__ = ["Label", "MaskingEngine", "Request"]
+
+_REMOVED: Final = object()
+"""Sentinel: the walk drops this member."""
+
+ECHO_KINDS: Final = frozenset(
+    {
+        Kind.CARD_NUMBER,
+        Kind.ACCOUNT_NUMBER,
+        Kind.RESIDENT_ID,
+        Kind.MOBILE,
+        Kind.EMAIL,
+        Kind.NAME,
+        Kind.ADDRESS,
+        Kind.IDENTIFIER,
+    }
+)
+"""Kinds whose values are searched for again in the rest of the document."""
+
+MAX_CLEAN_NAMES: Final = 10_000
+"""Member names found free of personal data, remembered per engine (bounded)."""
+
+_JSON_ESCAPED: Final = re.compile(r'["\\\x00-\x1f]')
+"""Characters JSON escapes: a value holding one is not found as such in JSON text."""
+
+_TEXT_SAFE: Final = re.compile(r"[^0-9a-zA-Z+.{}\[\],:\-]")
+"""A character that occurs in JSON text only inside strings (not in numbers,
+literals or structure)."""
+
+MAX_DEPTH: Final = 64
+"""Deeper documents are refused (the caller blocks the body): no recursion bomb."""
+
+
+class TooDeep(ValueError):
+    """The document nests deeper than `MAX_DEPTH`."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """Whose response is being masked: route, profile, and the partner (pseudonym scope)."""
+
+    route_id: str | None
+    profile: str
+    partner: str | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """The class a position inherits from the rule that selected it (or an ancestor)."""
+
+    classification: Classification
+    kind: Kind | None
+    rule: Rule
+
+
+class _Pass:
+    """One masking pass: the request's profile, key and rules, and the walk itself."""
+
+    def __init__(self, engine: MaskingEngine, request: Request) -> None:
+        self.automaton = engine.automaton(request.route_id)
+        self.profile: Profile = engine.rules.profile(request.profile)
+        scope = self.profile.pseudonym_scope or request.partner
+        self.key = engine.keys.for_scope(scope) if scope else None
+        self.today = engine.today()
+        self.echoes: dict[str, str] = {}
+        self.clean_names = engine.clean_names
+
+    # -- C2 ---------------------------------------------------------------------------
+
+    def action_for(self, kind: Kind, rule: Rule | None) -> Action:
+        name = self.profile.name
+        if self.profile.need_to_know and (rule is None or name not in rule.needed_by):
+            return Action.REMOVE
+        if rule is not None and name in rule.actions:
+            return rule.actions[name]
+        return self.profile.action(kind)
+
+    def mask_value(self, value: str, kind: Kind, action: Action) -> str | None:
+        """The masked string, or None to remove it."""
+        if action is Action.PARTIAL:
+            head, tail = self.profile.split(kind)
+            if kind is Kind.EMAIL:
+                return maskers.partial_email(value, head)
+            if kind is Kind.ADDRESS:
+                return maskers.city_of(value)
+            return maskers.partial(value, head, tail)
+        if action is Action.PSEUDONYM and self.key is not None:
+            return maskers.pseudonym(self.key, kind, value)
+        if action is Action.TOKEN and self.key is not None:
+            return maskers.token(self.key, kind, value)
+        if action is Action.GENERALISE:
+            general = maskers.generalise(kind, value, self.today)
+            return general if isinstance(general, str) else None
+        return None  # REMOVE, or a keyed action without a key: fail closed
+
+    def mask_text(self, text: str, rule: Rule | None) -> str:
+        """`text` with every detector finding masked (removed ones starred)."""
+        findings = detector.find(text)
+        if not findings:
+            return text
+        out: list[str] = []
+        at = 0
+        for f in findings:
+            piece = text[f.start : f.end]
+            masked = self.mask_value(piece, f.kind, self.action_for(f.kind, None))
+            out.append(text[at : f.start])
+            out.append(masked if masked is not None else maskers.STAR * len(piece))
+            at = f.end
+        out.append(text[at:])
+        return "".join(out)
+
+    def mask_name(self, name: str) -> str:
+        masked = self.mask_text(name, None)
+        if masked == name and len(self.clean_names) < MAX_CLEAN_NAMES:
+            self.clean_names.add(name)  # member names repeat: scan each once per engine
+        return masked
+
+    def labelled(self, value: Any, label: Label) -> Any:
+        """A scalar under a C2 label."""
+        kind = label.kind or Kind.TEXT
+        if kind is Kind.TEXT:
+            return self.detected(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if not isinstance(value, str | int | float):
+            return _REMOVED
+        text = str(value)
+        masked = self.mask_value(text, kind, self.action_for(kind, label.rule))
+        if kind in ECHO_KINDS and len(text) >= 2:
+            self.echoes[text] = maskers.STAR * len(text) if masked is None else masked
+        return _REMOVED if masked is None else masked
+
+    def detected(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask_text(value, None)
+        # A number long enough to be an identifier (a card or mobile number sent as a
+        # JSON number, 13812345678 or 13812345678.0) is scanned as its decimal text.
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1e10:
+            text = (
+                str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+            )
+            masked = self.mask_text(text, None)
+            return value if masked == text else masked
+        return value
+
+    # -- the walk ---------------------------------------------------------------------
+
+    def container_label(self, value: Any, label: Label) -> Any:
+        """A C2 object or array as a whole: generalise an address object, remove a
+        container the profile removes; None to walk into it instead."""
+        kind = label.kind or Kind.TEXT
+        if kind is Kind.TEXT:
+            return None
+        action = self.action_for(kind, label.rule)
+        if action is Action.REMOVE:
+            return _REMOVED
+        if action is Action.GENERALISE and kind is Kind.ADDRESS:
+            general = maskers.generalise(kind, value, self.today)
+            return _REMOVED if general is None else general
+        return None
+
+    def child(self, value: Any, states: State, label: Label | None, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise TooDeep(f"the document nests deeper than {MAX_DEPTH}")
+        if isinstance(value, dict | list):
+            if label is not None and label.classification is Classification.C2:
+                whole = self.container_label(value, label)
+                if whole is not None:
+                    return whole
+            if isinstance(value, dict):
+                return self.walk_object(value, states, label, depth)
+            return self.walk_array(value, states, label, depth)
+        if label is not None and label.classification is Classification.C2:
+            return self.labelled(value, label)
+        return self.detected(value)
+
+    def labelled_child(
+        self, value: Any, states: State, inherited: Label | None, segment: Segment, depth: int
+    ) -> Any:
+        moved, rule = self.automaton.move(states, segment)
+        label = inherited
+        if rule is not None:
+            if rule.classification is Classification.C3:
+                return _REMOVED
+            # A C1 rule under a C2 ancestor does not unmask what the ancestor covers.
+            if not (
+                rule.classification is Classification.C1
+                and inherited is not None
+                and inherited.classification is Classification.C2
+            ):
+                label = Label(rule.classification, rule.kind, rule)
+        return self.child(value, moved, label, depth + 1)
+
+    def walk_object(
+        self, doc: dict[str, Any], states: State, label: Label | None, depth: int
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        move = self.automaton.move
+        plain = label is None or label.classification is not Classification.C2
+        clean = self.clean_names
+        for name, value in doc.items():
+            key = name if name in clean else self.mask_name(name)
+            # Fast path (most members): an unlabelled string too short to hold a
+            # number or an e-mail address, or a small number, passes as it is.
+            if plain and (
+                (type(value) is str and len(value) < 11 and "@" not in value)
+                or (type(value) in (int, float) and -1e10 < value < 1e10)
+                or value is None
+                or type(value) is bool
+            ):
+                rule = move(states, name)[1]
+                if rule is None or rule.classification is Classification.C1:
+                    out[key] = value
+                    continue
+            masked = self.labelled_child(value, states, label, name, depth)
+            if masked is not _REMOVED:
+                out[key] = masked
+        return out
+
+    def walk_array(
+        self, items: list[Any], states: State, label: Label | None, depth: int
+    ) -> list[Any]:
+        out: list[Any] = []
+        for i, value in enumerate(items):
+            masked = self.labelled_child(value, states, label, i, depth)
+            out.append(None if masked is _REMOVED else masked)
+        return out
+
+
+def _alternation(values: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, values)))
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def _unecho(value: Any, pattern: re.Pattern[str], echoes: dict[str, str]) -> Any:
+    def replace(text: str) -> str:
+        return pattern.sub(lambda m: echoes[m.group()], text)
+
+    if isinstance(value, str):
+        return replace(value)
+    if isinstance(value, dict):
+        return {replace(k): _unecho(v, pattern, echoes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unecho(v, pattern, echoes) for v in value]
+    return value
+
+
+class MaskingEngine:
+    """Rules, profiles and the pseudonym key: `mask` applies them to a document."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        keys: PseudonymKeys,
+        *,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.rules = rules
+        self.keys = keys
+        self.today = today
+        self._automata: dict[str | None, Automaton] = {}
+        self.clean_names: set[str] = set()
+
+    def automaton(self, route_id: str | None) -> Automaton:
+        """The route's selectors as one automaton (routes without rules share one)."""
+        key = route_id if route_id in self.rules.routes else None
+        found = self._automata.get(key)
+        if found is None:
+            found = self._automata[key] = Automaton(self.rules.rules_for(key))
+        return found
+
+    def mask(self, doc: Any, request: Request) -> Any:
+        """A masked copy of `doc` (never modified); `TooDeep` for a nesting bomb."""
+        return json.loads(self.mask_json(doc, request))
+
+    def mask_json(self, doc: Any, request: Request) -> str:
+        """`doc` masked and serialised (UTF-8 text, compact), as a response body is sent."""
+        job = _Pass(self, request)
+        masked = job.child(doc, job.automaton.start, None, 0)
+        # The document itself can only be removed by a label, and the root has none.
+        text = _dumps(None if masked is _REMOVED else masked)
+        if not job.echoes:
+            return text
+        # Longest first, so a full name is replaced before a shorter name inside it.
+        alternatives = sorted(job.echoes, key=len, reverse=True)
+        pattern = _alternation(alternatives)
+        # Usually a masked value occurs only where it was masked: searching the
+        # serialised output (in C) tells, for values JSON writes as they are. Those
+        # holding a character that cannot occur outside a JSON string can only match
+        # inside strings: they are replaced in the text (checked to parse). Any other
+        # value found in the text (digits, say) needs the walk.
+        escaped = any(_JSON_ESCAPED.search(v) for v in alternatives)
+        in_text = [v for v in alternatives if _TEXT_SAFE.search(v)]
+        others = [v for v in alternatives if not _TEXT_SAFE.search(v)]
+        # A value JSON escapes cannot be searched for in the text at all: walk.
+        if not escaped and (not others or _alternation(others).search(text) is None):
+            safe = _alternation(in_text) if in_text else None
+            if safe is None or safe.search(text) is None:
+                return text
+            replaced = safe.sub(lambda m: job.echoes[m.group()], text)
+            try:
+                json.loads(replaced)
+            except ValueError:
+                pass  # e.g. a match inside an escape sequence: walk instead
+            else:
+                return replaced
+        return _dumps(_unecho(masked, pattern, job.echoes))
+
+    def mask_text(self, text: str, request: Request) -> str:
+        """`text` (a body with no fields) with the detector's findings masked."""
+        return _Pass(self, request).mask_text(text, None)
