@@ -15,7 +15,7 @@ Handlers, each served by 1 worker process and by N (default: one per core):
 Device and risk are the deterministic test doubles (tests/gateway/doubles.py):
 the real assessors are not part of this measurement. Load: `--clients` client
 processes, each keeping `--concurrency` calls in flight over one channel per
-worker port (round-robin, as Envoy balances), sending a pre-serialised
+worker port (round-robin; Envoy balances by least request), sending a pre-serialised
 CheckRequest (bearer token, device signals, account-balance route). Each run
 warms up for 1 s, then counts for `--seconds`. Latency is the client's view
 of one call. The clients run on the same cores as the workers: on a 2-core

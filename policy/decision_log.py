@@ -427,7 +427,9 @@ def _lower_case_names(node: dict[Any, Any]) -> bool:
     return joined.lower() == joined
 
 
-_QUOTED_SECRET_NAMES: Final = tuple(f'"{name}"' for name in sorted(_SECRET_NAMES))
+_QUOTED_SECRET_NAMES: Final = tuple(f'"{name}":' for name in sorted(_SECRET_NAMES))
+"""As member names appear in the JSON text (a value such as ``"otp"`` in ``amr`` is
+not followed by a colon)."""
 
 
 def _may_name_secrets(text: str) -> bool:
