@@ -29,7 +29,13 @@ class AuthnConfig:
     password_iterations: int = 310_000
     """PBKDF2-HMAC-SM3 cost for new password hashes."""
     max_body: int = 64 * 1024
-    customer_scopes: tuple[str, ...] = ("accounts:read", "cards:read", "payments:write")
+    customer_scopes: tuple[str, ...] = (
+        "accounts:read",
+        "cards:read",
+        "profile:read",
+        "payments:read",
+        "payments:write",
+    )
     """Scopes of the tokens a customer gets by logging in to the first-party app
     (password, TOTP, passkey): what the bank's own app may do on their behalf. The
     edge policy still decides per route (acr, device, risk); partners get scopes

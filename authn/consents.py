@@ -46,13 +46,14 @@ __all__ = [
 
 Status = Literal["awaiting_authorisation", "authorised", "rejected", "revoked", "expired"]
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
-PERMISSIONS: Final[dict[str, str]] = {
-    "accounts:read": "ob:accounts:read",
-    "balances:read": "ob:accounts:read",
-    "transactions:read": "ob:transactions:read",
-    "payments:write": "ob:payments:write",
+PERMISSIONS: Final[dict[str, tuple[str, ...]]] = {
+    "accounts:read": ("ob:accounts:read",),
+    "balances:read": ("ob:accounts:read",),
+    "transactions:read": ("ob:transactions:read",),
+    "payments:write": ("ob:payments:write", "ob:payments:read"),
 }
-"""Permission a partner asks for → the token scope the edge policy checks."""
+"""Permission a partner asks for → the token scopes the edge policy checks (initiating
+payments includes reading their status)."""
 MAX_ACCOUNTS: Final = 50
 MAX_LIFETIME: Final = 180 * 86400
 """A consent lasts at most 180 days (the re-authentication interval PSD2 RTS Art. 10
@@ -151,7 +152,7 @@ class Consent:
 
 def scopes_for(permissions: Iterable[str]) -> tuple[str, ...]:
     """The token scopes a consent's permissions allow, without repeats, in order."""
-    return tuple(dict.fromkeys(PERMISSIONS[p] for p in permissions if p in PERMISSIONS))
+    return tuple(dict.fromkeys(s for p in permissions for s in PERMISSIONS.get(p, ())))
 
 
 def check_permissions(value: object) -> tuple[str, ...]:

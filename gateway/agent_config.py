@@ -89,6 +89,12 @@ class AgentConfig:
     ``name``, ``limit`` requests per ``window`` seconds); per caller and API product."""
     quota_redis_url: str = ""
     """Redis shared by every edge node for quota buckets; empty = per worker."""
+    masking_rules: Path | None = None
+    """Response-masking rules file (docs/masking.md); None = the shipped rules."""
+    masking_key_file: Path | None = None
+    """Pseudonym master key (≥ 32 bytes, mode 0600); None = a random key per process."""
+    masking_text_types: tuple[str, ...] = ()
+    """Media types masked as text on masked routes instead of being blocked."""
 
     def __post_init__(self) -> None:
         if _NODE_ID.fullmatch(self.node_id) is None:

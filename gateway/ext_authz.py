@@ -20,6 +20,7 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
 from gateway import ext_proc
 from gateway.context import RequestRejected, parse_check_request
+from gateway.masking.service import MaskingSettings
 from gateway.pipeline import Deny, Pipeline
 from gateway.responses import check_response, deny_response
 
@@ -59,7 +60,9 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                 return deny_response(Deny(403, "access_denied", ("gateway:error",), ""))
 
 
-async def start_server(pipeline: Pipeline, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+async def start_server(
+    pipeline: Pipeline, host: str, port: int, masking: MaskingSettings | None = None
+) -> tuple[grpc.aio.Server, int]:
     """Serve `pipeline` on ``host:port`` (plain gRPC; loopback only), with the response
     processor (`gateway.ext_proc`) beside it; port 0 picks a free one. Returns the
     started server and its port."""
@@ -67,7 +70,7 @@ async def start_server(pipeline: Pipeline, host: str, port: int) -> tuple[grpc.a
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         AuthorizationService(pipeline), server
     )
-    ext_proc.add_to_server(server)
+    ext_proc.add_to_server(server, masking)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

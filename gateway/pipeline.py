@@ -112,6 +112,8 @@ class Allow:
     mask_profile: str
     response_headers: tuple[tuple[str, str], ...] = ()
     """Added to the response the client gets (the quota's RateLimit fields)."""
+    client_id: str | None = None
+    """A partner's client id: the response masking's pseudonym scope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,4 +395,7 @@ class Pipeline:
             consent=_asserted_consent(identity, now),
         )
         headers.append((ASSERTION, assertion))
-        return Allow(decision_id, tuple(headers), mask_profile)
+        partner = (
+            identity.token.client_id if identity.kind == "partner" and identity.token else None
+        )
+        return Allow(decision_id, tuple(headers), mask_profile, client_id=partner)

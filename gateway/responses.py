@@ -71,6 +71,8 @@ def _allow_response(outcome: Allow, received: Iterable[str]) -> CheckResponse:
     fields = response.dynamic_metadata.fields
     fields["mask_profile"].string_value = outcome.mask_profile
     fields["decision_id"].string_value = outcome.decision_id
+    if outcome.client_id is not None:
+        fields["client_id"].string_value = outcome.client_id
     return response
 
 

@@ -47,6 +47,7 @@ from typing import Any, Final
 from gateway.agent import AgentStartError, ComponentsFactory, open_agent
 from gateway.agent_config import AgentConfig
 from gateway.ext_authz import start_server
+from gateway.masking.service import MaskingSettings
 from ztgate import logs
 
 __all__ = ["Supervisor", "WorkerStartError", "main"]
@@ -65,10 +66,16 @@ class WorkerStartError(RuntimeError):
 
 
 async def _serve(config: AgentConfig, index: int, factory: ComponentsFactory, ready: Event) -> None:
+    # A broken rules or key file stops the worker before it serves anything.
+    masking = MaskingSettings.from_config(
+        config.masking_rules, config.masking_key_file, config.masking_text_types
+    )
     components = await factory(config)
     agent = await open_agent(config, components, worker=index)
     try:
-        server, _ = await start_server(agent.pipeline, config.host, config.base_port + index)
+        server, _ = await start_server(
+            agent.pipeline, config.host, config.base_port + index, masking
+        )
     except BaseException:
         await agent.close()
         raise

@@ -122,6 +122,7 @@ class Stack:
             ),
             token_issuer=authn.url.rstrip("/"),
             token_audience=authn.state.config.audience,
+            masking_key_file=self._secret_key("masking.key"),
             **signing,
         )
         for plan in self.layout.node_plans():
@@ -209,7 +210,11 @@ class Stack:
     def _edge_assertion_hmac_key(self) -> Path:
         """The HMAC-SM3 key the edge and the core bank share for identity assertions
         (32 random bytes, mode 0600; created on first start)."""
-        path = self.state / "up" / "assertion-hmac.key"
+        return self._secret_key("assertion-hmac.key")
+
+    def _secret_key(self, name: str) -> Path:
+        """``<state>/up/<name>``: 32 random bytes, mode 0600, created on first start."""
+        path = self.state / "up" / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

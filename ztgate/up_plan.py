@@ -156,6 +156,8 @@ class AgentFiles:
     assertion_keyring: Path | None = None
     assertion_kek: Path | None = None
     assertion_hmac_key: Path | None = None
+    masking_key_file: Path | None = None
+    """The pseudonym master key every node shares (partners' pseudonyms agree)."""
 
 
 def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str:
@@ -170,7 +172,7 @@ def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str
         "token_audience": files.token_audience,
         "decision_log_dir": str(decision_log_dir),
     }
-    for key in ("assertion_keyring", "assertion_kek", "assertion_hmac_key"):
+    for key in ("assertion_keyring", "assertion_kek", "assertion_hmac_key", "masking_key_file"):
         path = getattr(files, key)
         if path is not None:
             values[key] = str(path)

@@ -18,19 +18,17 @@ only the global rules apply. The pseudonym scope is the partner's client id if
 the decision's metadata carries one (``client_id``); without it a profile whose
 pseudonyms are per partner removes those values instead (fail closed).
 
-Configuration, read once per process (`MaskingSettings.from_environment`):
-``ZTGATE_MASKING_RULES`` (a rules file; default the shipped
-``rules/default.json``), ``ZTGATE_MASKING_KEY_FILE`` (the pseudonym master key,
-≥ 32 bytes, not readable by group or others; without it a random key per process,
-so pseudonyms are stable only within one process — say so in a warning), and
-``ZTGATE_MASKING_TEXT_TYPES`` (comma-separated media types masked as text rather
-than blocked).
+Configuration, read once when a worker starts (`MaskingSettings.from_config`, from
+the agent's ``[agent]`` table): ``masking_rules`` (a rules file; default the shipped
+``rules/default.json``), ``masking_key_file`` (the pseudonym master key, ≥ 32 bytes,
+not readable by group or others; without it a random key per process, so pseudonyms
+are stable only within one process — said in a warning; ``ztgate up`` provisions
+one), and ``masking_text_types`` (media types masked as text rather than blocked).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import stat
 from dataclasses import dataclass, field
@@ -77,22 +75,24 @@ class MaskingSettings:
     text_types: frozenset[str] = field(default_factory=frozenset)
 
     @staticmethod
-    def from_environment(environ: dict[str, str] | None = None) -> MaskingSettings:
-        env = dict(os.environ if environ is None else environ)
-        rules_path = env.get("ZTGATE_MASKING_RULES")
-        rules = load_rules(Path(rules_path)) if rules_path else default_rules()
-        key_path = env.get("ZTGATE_MASKING_KEY_FILE")
-        if key_path:
-            keys = PseudonymKeys(_read_key(Path(key_path)))
+    def from_config(
+        rules_path: Path | None = None,
+        key_file: Path | None = None,
+        text_types: tuple[str, ...] = (),
+    ) -> MaskingSettings:
+        """From the agent's configuration (`AgentConfig` ``masking_rules``,
+        ``masking_key_file``, ``masking_text_types``); a bad file raises, naming it."""
+        rules = load_rules(rules_path) if rules_path is not None else default_rules()
+        if key_file is not None:
+            keys = PseudonymKeys(_read_key(key_file))
         else:
             log.warning(
-                "no ZTGATE_MASKING_KEY_FILE: pseudonyms use a random per-process key",
+                "no masking_key_file: pseudonyms use a random per-process key",
                 extra={"event": "gateway.masking_ephemeral_key"},
             )
             keys = PseudonymKeys(secrets.token_bytes(32))
-        types = env.get("ZTGATE_MASKING_TEXT_TYPES", "")
-        text_types = frozenset(t.strip().lower() for t in types.split(",") if t.strip())
-        return MaskingSettings(MaskingEngine(rules, keys), text_types)
+        types = frozenset(t.strip().lower() for t in text_types if t.strip())
+        return MaskingSettings(MaskingEngine(rules, keys), types)
 
 
 def _read_key(path: Path) -> bytes:
@@ -104,8 +104,9 @@ def _read_key(path: Path) -> bytes:
 
 @cache
 def default_settings() -> MaskingSettings:
-    """The process's settings, from the environment, read on first use."""
-    return MaskingSettings.from_environment()
+    """The shipped rules with a per-process key: for tests and tools that start an
+    ext_proc service without an agent configuration."""
+    return MaskingSettings.from_config()
 
 
 def route_of(attributes: Any) -> str | None:

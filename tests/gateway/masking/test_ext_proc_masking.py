@@ -169,18 +169,16 @@ async def test_without_a_route_name_the_global_rules_apply(port: int) -> None:
     assert "cvn" not in out and "expiry" not in out and out["card_number"].startswith("622208***")
 
 
-def test_settings_come_from_the_environment(tmp_path: Path) -> None:
+def test_settings_come_from_the_agent_configuration(tmp_path: Path) -> None:
     key = tmp_path / "masking.key"
     key.write_bytes(b"\x06" * 32)
     key.chmod(0o600)
-    settings = MaskingSettings.from_environment(
-        {"ZTGATE_MASKING_KEY_FILE": str(key), "ZTGATE_MASKING_TEXT_TYPES": "text/plain, text/csv"}
-    )
+    settings = MaskingSettings.from_config(key_file=key, text_types=("text/plain", " text/csv"))
     assert settings.text_types == {"text/plain", "text/csv"}
     assert settings.engine.keys.for_scope("a") == PseudonymKeys(b"\x06" * 32).for_scope("a")
     key.chmod(0o644)
     with pytest.raises(ValueError, match="group or others"):
-        MaskingSettings.from_environment({"ZTGATE_MASKING_KEY_FILE": str(key)})
+        MaskingSettings.from_config(key_file=key)
 
 
 def test_a_broken_rules_file_stops_the_processor_from_being_registered(tmp_path: Path) -> None:
@@ -193,4 +191,4 @@ def test_a_broken_rules_file_stops_the_processor_from_being_registered(tmp_path:
     with pytest.raises(
         RulesError, match=r"global\[0\] \(\$\.cvn\[\?\(@\)\]\): unsupported bracket"
     ):
-        MaskingSettings.from_environment({"ZTGATE_MASKING_RULES": str(rules)})
+        MaskingSettings.from_config(rules_path=rules)
