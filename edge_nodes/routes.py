@@ -33,6 +33,10 @@ SECURITY_HEADERS: Final = (
 HSTS: Final = ("strict-transport-security", "max-age=31536000")
 
 
+SIGNED_BODY_LIMIT: Final = 64 * 1024
+"""Body sent to the agent on a signed route without its own ``max_request_bytes``."""
+
+
 def context_extensions(route: Route) -> dict[str, str]:
     """The route facts the agent reads (ext_authz ``CheckRequest.attributes.
     context_extensions``)."""
@@ -42,6 +46,8 @@ def context_extensions(route: Route) -> dict[str, str]:
         "classification": route.classification,
         "mtls": "true" if route.mtls else "false",
     }
+    if route.signed:
+        out["signed"] = "true"
     if route.match_kind == "template":
         out["path_template"] = route.match
     return out
@@ -94,10 +100,17 @@ def _match(route: Route) -> dict[str, Any]:
 
 
 def _route(cfg: GatewayConfig, route: Route, ext_proc: bool) -> dict[str, Any]:
+    check_settings: dict[str, Any] = {"context_extensions": context_extensions(route)}
+    if route.signed:  # the agent checks the RFC 9421 signature's Content-Digest
+        check_settings["with_request_body"] = {
+            "max_request_bytes": route.max_request_bytes or SIGNED_BODY_LIMIT,
+            "allow_partial_message": False,
+            "pack_as_bytes": True,
+        }
     per_filter: dict[str, Any] = {
         "envoy.filters.http.ext_authz": {
             "@type": EXT_AUTHZ_PER_ROUTE,
-            "check_settings": {"context_extensions": context_extensions(route)},
+            "check_settings": check_settings,
         }
     }
     if route.max_request_bytes is not None:

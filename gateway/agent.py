@@ -44,6 +44,7 @@ from gateway.identity import Authenticator
 from gateway.jwks import JwksError, JwksKeys
 from gateway.pipeline import Components, Pipeline
 from gateway.quotas import Quotas
+from gateway.signatures import RequestSignatures
 from policy.decision_log import DecisionLog
 from policy.reload import BundleWatcher, PolicyHolder
 
@@ -222,6 +223,7 @@ async def open_agent(
         revocations_fresh=revocations_fresh,
         max_signals_bytes=config.max_signals_bytes,
         quotas=quotas,
+        signatures=RequestSignatures(store, clock=clock),
         clock=clock,
     )
     tasks.append(

@@ -172,6 +172,9 @@ class Route:
     methods: tuple[str, ...] | None = None
     mtls: bool = False
     masking: bool = False
+    signed: bool = False
+    """Requests must carry an RFC 9421 signature by the partner's registered key
+    (the agent gets the body to check its Content-Digest)."""
     timeout_ms: int = 15_000
     max_request_bytes: int | None = None
 
@@ -403,6 +406,7 @@ def _route(index: int, doc: Mapping[str, Any]) -> Route:
                 "classification",
                 "mtls",
                 "masking",
+                "signed",
                 "timeout_ms",
                 "max_request_bytes",
             ),

@@ -77,6 +77,8 @@ class RouteFacts:
     api_product: str
     classification: str
     mtls: bool
+    signed: bool = False
+    """Requests must carry an RFC 9421 signature (the body comes with the check)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,13 @@ class RequestContext:
     route: RouteFacts
     client_cert_der: bytes | None
     ja4: str | None
+    body: bytes | None = None
+    """The request body, on signed routes only (Envoy's ``with_request_body``)."""
+
+    @property
+    def target_uri(self) -> str:
+        """The absolute target URI (RFC 9421 ``@target-uri``), query included."""
+        return f"{self.scheme}://{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
 
     @property
     def url(self) -> str:
@@ -122,14 +131,16 @@ def _route(extensions: Mapping[str, str]) -> RouteFacts:
     product = extensions.get("api_product", "")
     classification = extensions.get("classification", "")
     mtls = extensions.get("mtls", "false")
+    signed = extensions.get("signed", "false")
     if (
         _ROUTE_ID.fullmatch(route_id) is None
         or _ROUTE_ID.fullmatch(product) is None
         or classification not in _CLASSIFICATIONS
         or mtls not in ("true", "false")
+        or signed not in ("true", "false")
     ):
         raise RequestRejected("route:invalid")
-    return RouteFacts(route_id, product, classification, mtls == "true")
+    return RouteFacts(route_id, product, classification, mtls == "true", signed == "true")
 
 
 def _split_path(raw: str) -> tuple[str, str]:
@@ -210,6 +221,9 @@ def parse_check_request(request: Any) -> RequestContext:
         route=route,
         client_cert_der=cert_der,
         ja4=ja4,
+        body=(http.raw_body or http.body.encode("utf-8", "surrogateescape"))
+        if route.signed
+        else None,
     )
 
 

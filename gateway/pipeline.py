@@ -40,6 +40,7 @@ from gateway.assertion import AssertedConsent, AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
 from gateway.identity import Authenticator, Identity
 from gateway.quotas import Quotas, rate_limit_headers
+from gateway.signatures import RequestSignatures, SignatureRefused
 from policy.decision import Decision, deny
 from policy.decision_log import DecisionLog
 from policy.engine import PolicyEngine
@@ -191,9 +192,11 @@ class Pipeline:
         max_signals_bytes: int = 16 * 1024,
         clock: Callable[[], float] = time.time,
         quotas: Quotas | None = None,
+        signatures: RequestSignatures | None = None,
     ) -> None:
         self._authn = authenticator
         self._quotas = quotas
+        self._signatures = signatures
         self._device = components.device
         self._risk = components.risk
         self._auth_failures = components.auth_failures
@@ -295,6 +298,10 @@ class Pipeline:
             reason = f"identity:{exc.code}"
             challenge = exc.headers.get("WWW-Authenticate")
             return Deny(401, exc.code, (reason,), decision_id, challenge), None
+        if ctx.route.signed:
+            refused = await self._check_signature(ctx, identity, now, decision_id)
+            if refused is not None:
+                return refused, None
         if identity.token is not None and not self._revocations_fresh():
             return Deny(403, "access_denied", ("gateway:revocations_stale",), decision_id), None
         device = await self._device.assess(
@@ -340,6 +347,20 @@ class Pipeline:
                 ), decision
         allow = self._allow(ctx, decision_id, identity, device, risk, decision, now)
         return (replace(allow, response_headers=limits) if limits else allow), decision
+
+    async def _check_signature(
+        self, ctx: RequestContext, identity: Identity, now: float, decision_id: str
+    ) -> Deny | None:
+        """A signed route's RFC 9421 check (`gateway.signatures`); None when it passes."""
+        if self._signatures is None:  # nothing to check with: fail closed
+            return Deny(403, "access_denied", ("signature:unavailable",), decision_id)
+        client = identity.token.client_id if identity.kind == "partner" and identity.token else None
+        try:
+            await self._signatures.verify(ctx, client, now)
+        except SignatureRefused as exc:
+            error = "invalid_signature" if exc.status in (400, 401) else "access_denied"
+            return Deny(exc.status, error, (exc.reason,), decision_id)
+        return None
 
     def _deny(self, decision_id: str, identity: Identity, decision: Decision) -> Deny:
         reasons = decision.reasons or ("policy:deny",)

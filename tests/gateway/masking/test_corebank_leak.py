@@ -104,8 +104,9 @@ def documents(bank: Bank) -> Iterator[tuple[str, Any]]:
             yield "ob.payments.view", {"error": "account_frozen", "error_description": frozen}
     for i in range(10):
         t = _transfer(bank, i)
-        yield "transfers.view", views.transfer_document(t)
-        yield "ob.payments.view", routes_open._payment(t)
+        for verb in ("view", "create"):  # creating answers the same document
+            yield f"transfers.{verb}", views.transfer_document(t)
+            yield f"ob.payments.{verb}", routes_open._payment(t)
     assert by_customer
 
 
