@@ -52,7 +52,8 @@ MAX_DEPTH: Final = 32
 INPUT_VERSION: Final = "1"
 SCHEMA_PATH: Final = Path(__file__).parent / "schema" / "input-v1.json"
 KINDS: Final = ("customer", "partner", "staff", "anonymous")
-TRUST_LEVELS: Final = ("low", "medium", "high")
+TRUST_LEVELS: Final = ("bound_with_key", "bound", "known", "new", "suspicious")
+"""device_fingerprint.assessment.TrustLevel values, strongest first (the schema's enum)."""
 CLASSIFICATIONS: Final = ("public", "account", "transfer", "partner", "staff")
 _MAX_TIMESTAMP: Final = 2**53 - 1
 _DEPTH_BUDGET: Final = 1_000_000

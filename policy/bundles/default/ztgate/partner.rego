@@ -4,7 +4,8 @@
 #   A registered, active partner client with the route's scope, calling from
 #   one of its allowed networks, under an active, unexpired consent covering
 #   the resource the route names (route.params[consent_resource]), with risk
-#   below the threshold. The partner is looked up by client_id, never searched.
+#   below the threshold, from a device (client) not assessed suspicious. The
+#   partner is looked up by client_id, never searched.
 package ztgate.partner
 
 import rego.v1
@@ -15,6 +16,7 @@ assess(entry, settings, cfg) := {
 		{
 			"identity:not_partner": input.identity.kind == "partner",
 			"identity:missing_scope": object.get(entry, "scope", null) in input.identity.scopes,
+			"device:suspicious": input.device.trust != "suspicious",
 			"risk:too_high": input.risk.score < object.get(entry, "risk_threshold", settings.risk_threshold),
 		},
 		client_checks(partner, input.request.client_address),

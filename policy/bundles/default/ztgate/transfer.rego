@@ -3,7 +3,8 @@
 # description: |
 #   What an account query needs, plus a fresh strong factor — a passkey login
 #   no older than step_up.max_age seconds, else a step-up obligation — a device
-#   of at least medium trust without anomalies, and low risk.
+#   trusted at least `bound` (bound to the customer, with or without a
+#   hardware key) without anomalies, and low risk.
 package ztgate.transfer
 
 import rego.v1
@@ -17,6 +18,7 @@ assess(entry, settings, cfg) := {
 		"identity:missing_scope": object.get(entry, "scope", null) in input.identity.scopes,
 		"device:unknown": input.device.known,
 		"device:not_bound": input.device.bound_to_subject,
+		"device:suspicious": input.device.trust != "suspicious",
 		"device:untrusted": object.get(cfg.trust_levels, input.device.trust, 0) >= cfg.trust_levels[settings.min_device_trust],
 		"device:anomalous": count(input.device.anomalies) == 0,
 		"risk:too_high": input.risk.score < object.get(entry, "risk_threshold", settings.risk_threshold),
