@@ -13,7 +13,7 @@ import rego.v1
 # Levels: facts from the input are ranked with object.get(levels, value, 0), so
 # an unknown or null value ranks below every level; configured requirements
 # are ranked with levels[name], so a name misspelt in data is undefined, which
-# makes the decision undefined and so the default deny (a typo must not lower
+# makes the decision fall through to the final deny (a typo must not lower
 # the bar). These are written inline in the modules.
 
 # The subject authenticated at most max_age seconds ago (auth_time no more than
