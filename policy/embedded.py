@@ -331,13 +331,16 @@ class EmbeddedEngine:
         """regorus's query result, or the error message."""
         try:
             prepared = self._prepared()
+            entry = _SEGMENT.findall(path) == self._entry
             if input_doc is None:
                 engine = prepared.pristine
             else:
                 engine = prepared.working
-                engine.set_input(input_doc)
+                # The entry rule gets the projection `evaluate` gives it; other paths,
+                # which the security team queries by hand, get the whole input.
+                engine.set_input(self._projection.apply(input_doc) if entry else input_doc)
             result: dict[str, Any]
-            if _SEGMENT.findall(path) == self._entry:
+            if entry:
                 value = engine.eval_rule(self._rule)
                 result = {"result": [] if value is None else [{"expressions": [{"value": value}]}]}
             else:
