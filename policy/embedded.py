@@ -241,7 +241,7 @@ class EmbeddedEngine:
         if problems:
             del prepared  # freed here, not with the exception's frames on another thread
             raise PolicyCompileError(problems)
-        self._projection = Projection(input_paths(prepared.working))
+        self._projection = _projection(prepared.working)
         self._install(prepared)
 
     @property
@@ -365,6 +365,19 @@ class EmbeddedEngine:
         """Refuse to prepare engines for more threads; each thread frees its own engines
         for this one when it ends or next prepares another `EmbeddedEngine`."""
         self._closed = True
+
+
+def _projection(engine: Any) -> Projection:
+    """The input projection of `engine`'s modules; the whole input if their AST cannot
+    be read (a projection must never drop what a rule could read)."""
+    try:
+        return Projection(input_paths(engine))
+    except Exception as exc:
+        log.warning(
+            "policy input paths unavailable; evaluating with the whole input",
+            extra={"event": "policy.input_paths_error", "error_type": type(exc).__name__},
+        )
+        return Projection([()])
 
 
 def _engine_error(exc: BaseException) -> bool:

@@ -145,3 +145,15 @@ _RAW.add_data(DEFAULT.data)
 def _whole(doc: dict[str, Any]) -> object:
     _RAW.set_input(doc)
     return parse_result(_RAW.eval_rule(ENTRY), DEFAULT.revision)
+
+
+def test_an_unreadable_ast_means_the_whole_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    import policy.embedded as embedded
+
+    def broken(engine: object) -> frozenset[tuple[str, ...]]:
+        raise ValueError("no AST")
+
+    monkeypatch.setattr(embedded, "input_paths", broken)
+    engine = EmbeddedEngine(DEFAULT)
+    assert engine._projection.whole
+    assert engine.evaluate(example_input()).allow
