@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from device_fingerprint.assessment import DeviceAssessment, TrustLevel
+from device_fingerprint.assessment import DeviceAssessment
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, parse_query
 from gateway.identity import Identity
-from policy.contract import INPUT_VERSION, TRUST_LEVELS
+from policy.contract import INPUT_VERSION
 from risk.assessment import RiskAssessment
 
 __all__ = ["device_member", "document", "request_member", "route_member"]
@@ -27,21 +27,6 @@ _EXCLUDED: Final = frozenset(
     {"authorization", "proxy-authorization", "cookie", "dpop", "x-api-key", SIGNALS_HEADER}
 )
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-")
-
-# Transitional: while the schema still has the three-valued trust enum, the five
-# TrustLevel values are mapped onto it. Once input-v1.json carries the TrustLevel
-# values (they then all appear in TRUST_LEVELS) the mapping switches itself off.
-_LEGACY_TRUST: Final[dict[str, str]] = (
-    {}
-    if {level.value for level in TrustLevel} <= set(TRUST_LEVELS)
-    else {
-        TrustLevel.BOUND_WITH_KEY.value: "high",
-        TrustLevel.BOUND.value: "high",
-        TrustLevel.KNOWN.value: "medium",
-        TrustLevel.NEW.value: "low",
-        TrustLevel.SUSPICIOUS.value: "low",
-    }
-)
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
@@ -92,10 +77,9 @@ def route_member(ctx: RequestContext) -> dict[str, Any]:
 
 
 def device_member(device: DeviceAssessment) -> dict[str, Any]:
-    member = device.to_policy_input()
-    if _LEGACY_TRUST:
-        member["trust"] = _LEGACY_TRUST.get(member["trust"], "low")
-    return member
+    """The ``device`` member: the assessment as it is; ``trust`` is the TrustLevel
+    value, which input-v1.json's ``device.trust`` enum lists as it is."""
+    return device.to_policy_input()
 
 
 def document(

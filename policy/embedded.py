@@ -23,9 +23,11 @@ after construction (a new bundle means a new `EmbeddedEngine`, see
 bundle it was compiled from.
 
 Only the entry rule is evaluated (``eval_rule``), never the whole ``data``
-tree. Input is validated first (`policy.contract.check_input`: shape, types,
-depth, size — issue 4, acceptance check 4); the engine never sees a document
-that could exhaust its stack. Any engine error is a deny with the reason
+tree, and it is given only the members of the input the policy's modules can
+read (`policy.projection`: a third of the 2 KB example for the default
+bundle). Input is validated first, whole (`policy.contract.check_input`:
+shape, types, depth, size — issue 4, acceptance check 4); the engine never
+sees a document that could exhaust its stack. Any engine error is a deny with the reason
 ``policy:eval_error``; the log records the error's type and the rule, never
 the input (it carries tokens and personal data).
 """
@@ -47,6 +49,8 @@ from policy.bundle import Bundle
 from policy.contract import MAX_DEPTH, check_input
 from policy.decision import Decision, deny, parse_result
 from policy.engine import DEFAULT_ENTRYPOINT
+from policy.projection import Projection
+from policy.rego_ast import input_paths
 
 __all__ = ["EmbeddedEngine", "PolicyCompileError", "PolicyEvalError", "parse_errors"]
 
@@ -237,6 +241,7 @@ class EmbeddedEngine:
         if problems:
             del prepared  # freed here, not with the exception's frames on another thread
             raise PolicyCompileError(problems)
+        self._projection = _projection(prepared.working)
         self._install(prepared)
 
     @property
@@ -279,7 +284,7 @@ class EmbeddedEngine:
             return deny(reason, self.revision)
         try:
             engine = self._prepared().working
-            engine.set_input(input_doc)
+            engine.set_input(self._projection.apply(input_doc))
             raw = engine.eval_rule(self._rule)
         except BaseException as exc:  # fail closed on anything the engine raises
             if not _engine_error(exc):
@@ -326,13 +331,16 @@ class EmbeddedEngine:
         """regorus's query result, or the error message."""
         try:
             prepared = self._prepared()
+            entry = _SEGMENT.findall(path) == self._entry
             if input_doc is None:
                 engine = prepared.pristine
             else:
                 engine = prepared.working
-                engine.set_input(input_doc)
+                # The entry rule gets the projection `evaluate` gives it; other paths,
+                # which the security team queries by hand, get the whole input.
+                engine.set_input(self._projection.apply(input_doc) if entry else input_doc)
             result: dict[str, Any]
-            if _SEGMENT.findall(path) == self._entry:
+            if entry:
                 value = engine.eval_rule(self._rule)
                 result = {"result": [] if value is None else [{"expressions": [{"value": value}]}]}
             else:
@@ -357,6 +365,19 @@ class EmbeddedEngine:
         """Refuse to prepare engines for more threads; each thread frees its own engines
         for this one when it ends or next prepares another `EmbeddedEngine`."""
         self._closed = True
+
+
+def _projection(engine: Any) -> Projection:
+    """The input projection of `engine`'s modules; the whole input if their AST cannot
+    be read (a projection must never drop what a rule could read)."""
+    try:
+        return Projection(input_paths(engine))
+    except Exception as exc:
+        log.warning(
+            "policy input paths unavailable; evaluating with the whole input",
+            extra={"event": "policy.input_paths_error", "error_type": type(exc).__name__},
+        )
+        return Projection([()])
 
 
 def _engine_error(exc: BaseException) -> bool:

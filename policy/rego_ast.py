@@ -2,7 +2,9 @@
 
 Shared by `policy.check` (which rules to compile and evaluate) and
 `policy.testing` (which rules are ``test_`` rules). Only what those need: each
-rule's package, name, full ``data.`` path, place and whether it is a function.
+rule's package, name, full ``data.`` path, place and whether it is a function;
+and, for `policy.embedded`, which parts of ``input`` the policy can read
+(`input_paths`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Rule", "bundle_rules", "evaluable_lines"]
+__all__ = ["Rule", "bundle_rules", "evaluable_lines", "input_paths"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,79 @@ def evaluable_lines(engine: Any) -> dict[str, set[int]]:
                 lines.add(int(node["span"]["line"]))
             _statement_lines(node, lines)
     return out
+
+
+_REF_KINDS = ("RefDot", "RefBrack")
+
+
+def _ref_chain(node: Any) -> tuple[Any, list[str | None], list[Any]]:
+    """A ``RefDot``/``RefBrack`` chain: (its root node, its segments from the root —
+    None for an index that is not a string constant —, the index expressions)."""
+    segments: list[str | None] = []
+    indexes: list[Any] = []
+    while isinstance(node, dict) and len(node) == 1:
+        ((kind, body),) = node.items()
+        if kind == "RefDot":
+            segments.append(str(body["field"][1]))
+        elif kind == "RefBrack":
+            index = body.get("index")
+            indexes.append(index)
+            if isinstance(index, dict) and "String" in index:
+                segments.append(str(index["String"]["value"]))
+            else:
+                segments.append(None)
+        else:
+            break
+        node = body["refr"]
+    segments.reverse()
+    return node, segments, indexes
+
+
+def _is_input(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("Var", {}).get("value") == "input"
+
+
+def input_paths(engine: Any) -> frozenset[tuple[str, ...]]:
+    """Every path into ``input`` the loaded modules can read, e.g.
+    ``("identity", "kind")``; ``()`` when one of them reads ``input`` whole.
+
+    Conservative, so that dropping every member of an input document outside
+    these paths cannot change any rule's value: a reference is cut at its first
+    index that is not a string constant (``input.route[k]`` reads all of
+    ``input.route``), and ``input`` anywhere but at the root of a constant
+    reference — a function argument, ``walk(input)``, ``with input as``, a shape
+    of the AST this walk does not know — counts as reading all of it.
+    """
+    paths: set[tuple[str, ...]] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if len(node) == 1:
+            ((kind, _),) = node.items()
+            if kind in _REF_KINDS:
+                root, segments, indexes = _ref_chain(node)
+                if _is_input(root):
+                    path: list[str] = []
+                    for segment in segments:
+                        if segment is None:
+                            break
+                        path.append(segment)
+                    paths.add(tuple(path))
+                else:
+                    walk(root)
+                walk(indexes)
+                return
+            if _is_input(node):
+                paths.add(())
+                return
+        for value in node.values():
+            walk(value)
+
+    for module in json.loads(engine.get_ast_as_json()):
+        walk(module["ast"])
+    return frozenset(paths)

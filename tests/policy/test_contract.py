@@ -396,7 +396,7 @@ JSON_SCALARS = (
             "1",
             "customer",
             "staff",
-            "high",
+            "bound_with_key",
             "account",
             "GET",
             "/x",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 import policy
 from policy.bundle import Bundle
-from policy.contract import MAX_INPUT_BYTES, example_input, parse_input_json
+from policy.contract import MAX_INPUT_BYTES, TRUST_LEVELS, example_input, parse_input_json
 from policy.decision import Decision, StepUp
 from policy.embedded import EmbeddedEngine
 from policy.testing import run_tests
@@ -51,7 +52,7 @@ def engine() -> EmbeddedEngine:
 def public(**over: Any) -> dict[str, Any]:
     base = example_input(
         identity=ANONYMOUS,
-        device={"id": None, "known": False, "bound_to_subject": False, "trust": "low"},
+        device={"id": None, "known": False, "bound_to_subject": False, "trust": "new"},
         route={"id": "products.list", "api_product": "products", "classification": "public"},
     )
     return _merge(base, over)
@@ -87,7 +88,7 @@ def partner(**over: Any) -> dict[str, Any]:
     base = example_input(
         request={"client_address": "198.51.100.20"},
         identity=identity,
-        device={"id": None, "known": False, "bound_to_subject": False, "trust": "low"},
+        device={"id": None, "known": False, "bound_to_subject": False, "trust": "new"},
         route={
             "id": "ob.accounts.balances",
             "api_product": "open-banking-accounts",
@@ -163,6 +164,7 @@ def test_rego_unit_tests_catch_a_weakened_rule() -> None:
     assert {name for name, _ in report.failed} == {
         "data.ztgate.customer_test.test_account_risk_at_threshold_denied",
         "data.ztgate.customer_test.test_account_route_overrides_risk_threshold",
+        "data.ztgate.routes_test.test_cards_detail_needs_cards_read_and_lower_risk",
     }
 
 
@@ -285,7 +287,9 @@ def test_transfer_weak_or_old_factor_steps_up(
             {"risk": {"score": 30}, "identity": {"auth_time": NOW - 900}},
             ["risk:too_high", "step_up:auth_too_old"],
         ),
-        ({"device": {"trust": "low"}}, ["device:untrusted"]),
+        ({"device": {"trust": "known"}}, ["device:untrusted"]),
+        ({"device": {"trust": "new"}}, ["device:untrusted"]),
+        ({"device": {"trust": "suspicious"}}, ["device:suspicious", "device:untrusted"]),
         ({"device": {"anomalies": ["ja4_mismatch"]}}, ["device:anomalous"]),
         ({"device": {"bound_to_subject": False}}, ["device:not_bound"]),
         ({"identity": {"scopes": ["accounts:read"]}}, ["identity:missing_scope"]),
@@ -382,7 +386,8 @@ def test_staff_password_only_steps_up(engine: EmbeddedEngine) -> None:
         ({"identity": {"roles": ["teller"]}}, ["identity:missing_role"]),
         ({"route": {"id": "staff.customers.unlock"}}, ["identity:missing_role"]),
         ({"identity": {"kind": "customer"}}, ["identity:not_staff"]),
-        ({"device": {"trust": "medium"}}, ["device:untrusted"]),
+        ({"device": {"trust": "known"}}, ["device:untrusted"]),
+        ({"device": {"trust": "suspicious"}}, ["device:suspicious", "device:untrusted"]),
         ({"device": {"known": False}}, ["device:unknown"]),
         ({"risk": {"score": 50}}, ["risk:too_high"]),
     ],
@@ -412,6 +417,23 @@ def test_route_table_decides(
     assert_denied(engine.evaluate(example_input(route=route)), *reasons)
 
 
+def test_every_route_of_the_default_gateway_configuration_is_in_the_table() -> None:
+    """A route the gateway serves but the table lacks is denied ``route:unknown`` for
+    everyone: each route of gateway/defaults/gateway.json needs an entry with the same
+    classification and API product (the table is the authority, the gateway must agree)."""
+    raw = resources.files("gateway").joinpath("defaults/gateway.json").read_bytes()
+    gateway_routes = json.loads(raw)["routes"]
+    assert gateway_routes
+    missing = sorted(r["id"] for r in gateway_routes if r["id"] not in ROUTES)
+    assert missing == [], f"routes missing from the bundle's data: {missing}"
+    for route in gateway_routes:
+        entry = ROUTES[route["id"]]
+        assert (entry["classification"], entry["api_product"]) == (
+            route["classification"],
+            route["api_product"],
+        ), route["id"]
+
+
 def test_every_route_in_the_table_denies_anonymous_unless_public(engine: EmbeddedEngine) -> None:
     for route_id, route in ROUTES.items():
         doc = public(
@@ -432,7 +454,7 @@ def test_every_route_in_the_table_denies_anonymous_unless_public(engine: Embedde
     acr=st.sampled_from([None, PWD, MFA, PASSKEY, "urn:other"]),
     known=st.booleans(),
     bound=st.booleans(),
-    trust=st.sampled_from(["low", "medium", "high"]),
+    trust=st.sampled_from(TRUST_LEVELS),
     score=st.integers(0, 100),
     age=st.integers(-120, 4000),
     route=st.sampled_from(

@@ -79,6 +79,20 @@ test_account_device_not_bound_denied if {
 	result.reasons == ["device:not_bound"]
 }
 
+# A suspicious device is denied even when bound to the customer.
+test_account_suspicious_device_denied if {
+	result := fx.decide(object.union(fx.customer, {"device": {"trust": "suspicious"}}))
+	fx.denied(result)
+	result.reasons == ["device:suspicious"]
+}
+
+# Account queries need a known, bound device; its trust level beyond that does not matter.
+test_account_every_non_suspicious_trust_allowed if {
+	every trust in ["bound_with_key", "bound", "known", "new"] {
+		fx.decide(object.union(fx.customer, {"device": {"trust": trust}})).allow == true
+	}
+}
+
 test_account_risk_at_threshold_denied if {
 	result := fx.decide(object.union(fx.customer, {"risk": {"score": 70}}))
 	fx.denied(result)

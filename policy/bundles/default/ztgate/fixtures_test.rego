@@ -16,7 +16,7 @@ decide(doc) := result if {
 }
 
 # A customer reading an account balance: passkey login two minutes ago, from
-# a known, bound, highly trusted device, low risk. Allowed.
+# a known device bound to the customer (trust `bound`), low risk. Allowed.
 customer := {
 	"version": "1",
 	"request": {
@@ -39,7 +39,7 @@ customer := {
 		"consent": null,
 		"roles": [],
 	},
-	"device": {"id": "dev-1f7c2b9e", "known": true, "bound_to_subject": true, "trust": "high", "anomalies": []},
+	"device": {"id": "dev-1f7c2b9e", "known": true, "bound_to_subject": true, "trust": "bound", "anomalies": []},
 	"risk": {"score": 12, "reasons": ["usual_device"]},
 	"route": {
 		"id": "accounts.balances",
@@ -65,7 +65,7 @@ anonymous := {
 # An anonymous visitor reading the product list from an unknown device.
 public := object.union(customer, {
 	"identity": anonymous,
-	"device": {"id": null, "known": false, "bound_to_subject": false, "trust": "low", "anomalies": ["emulator"]},
+	"device": {"id": null, "known": false, "bound_to_subject": false, "trust": "suspicious", "anomalies": ["emulator"]},
 	"risk": {"score": 85, "reasons": ["new_device"]},
 	"route": {"id": "products.list", "api_product": "products", "classification": "public", "params": {}},
 })
@@ -93,7 +93,7 @@ partner := object.union(customer, {
 			"expires_at": now + 86400,
 		},
 	}),
-	"device": {"id": null, "known": false, "bound_to_subject": false, "trust": "low", "anomalies": []},
+	"device": {"id": null, "known": false, "bound_to_subject": false, "trust": "new", "anomalies": []},
 	"risk": {"score": 20, "reasons": []},
 	"route": {"id": "ob.accounts.balances", "api_product": "open-banking-accounts", "classification": "partner"},
 })
@@ -109,7 +109,7 @@ staff := object.union(customer, {
 		"client_id": "remote-service-console",
 		"roles": ["csr"],
 	}),
-	"device": {"id": "dev-managed-0042", "known": true, "bound_to_subject": false, "trust": "high", "anomalies": []},
+	"device": {"id": "dev-managed-0042", "known": true, "bound_to_subject": true, "trust": "bound_with_key", "anomalies": []},
 	"risk": {"score": 10, "reasons": []},
 	"route": {
 		"id": "staff.customers.view",

@@ -52,7 +52,7 @@ test_route_without_scope_admits_no_one if {
 	result.reasons == ["identity:missing_scope"]
 }
 
-# Settings missing a fact the policy needs are the default deny.
+# Settings missing a fact the policy needs are the final deny (no_rule_matched).
 test_incomplete_settings_fail_closed if {
 	settings := {"min_acr": "urn:ztgate:acr:mfa", "mask_profile": "customer"}
 	result := fx.decide(fx.customer) with data.ztgate.config.classifications.account as settings
@@ -67,7 +67,7 @@ test_misspelt_min_acr_fails_closed if {
 	result.reasons == ["policy:no_rule_matched"]
 }
 
-# An input missing a member the classification reads is the default deny.
+# An input missing a member the classification reads is the final deny.
 test_missing_device_fails_closed if {
 	result := fx.decide(json.remove(fx.customer, ["device"]))
 	fx.denied(result)

@@ -4,41 +4,35 @@
 #   A registered, active partner client with the route's scope, calling from
 #   one of its allowed networks, under an active, unexpired consent covering
 #   the resource the route names (route.params[consent_resource]), with risk
-#   below the threshold. The partner is looked up by client_id, never searched.
+#   below the threshold, from a device (client) not assessed suspicious. The
+#   partner is looked up by client_id, never searched.
 package ztgate.partner
 
 import rego.v1
 
-import data.ztgate.common
-
-decision := result if {
-	input.version == "1"
-	entry := data.ztgate.config.routes[input.route.id]
-	entry.classification == "partner"
-	entry.api_product == input.route.api_product
-	settings := data.ztgate.config.classifications.partner
-	partner := object.get(data.ztgate.config.partners, input.identity.client_id, null)
-	consent := input.identity.consent
-	checks := object.union_n([
+# entry: the route's table entry; settings: its classification's; cfg: data.ztgate.config.
+assess(entry, settings, cfg) := {
+	"checks": object.union_n([
 		{
 			"identity:not_partner": input.identity.kind == "partner",
 			"identity:missing_scope": object.get(entry, "scope", null) in input.identity.scopes,
+			"device:suspicious": input.device.trust != "suspicious",
 			"risk:too_high": input.risk.score < object.get(entry, "risk_threshold", settings.risk_threshold),
 		},
 		client_checks(partner, input.request.client_address),
-		consent_checks(consent, entry),
-	])
-	allow := {
-		"reason": "allow:partner",
-		"obligations": {
-			"step_up": null,
-			"mask_profile": object.get(entry, "mask_profile", settings.mask_profile),
-			"headers": headers(consent),
-			"rate_limit_tier": tier(partner, settings.rate_limit_tier),
-			"audit": settings.audit,
-		},
-	}
-	result := common.decide(checks, {}, null, allow)
+		consent_checks(input.identity.consent, entry),
+	]),
+	"step_up": null,
+	"reason": "allow:partner",
+	"obligations": {
+		"step_up": null,
+		"mask_profile": object.get(entry, "mask_profile", settings.mask_profile),
+		"headers": headers(input.identity.consent),
+		"rate_limit_tier": tier(partner, settings.rate_limit_tier),
+		"audit": settings.audit,
+	},
+} if {
+	partner := object.get(cfg.partners, input.identity.client_id, null)
 }
 
 # Only an unknown client is reported as such; a known one is checked further.

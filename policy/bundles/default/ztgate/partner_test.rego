@@ -117,6 +117,12 @@ test_partner_risk_too_high_denied if {
 	result.reasons == ["risk:too_high"]
 }
 
+test_partner_suspicious_client_device_denied if {
+	result := fx.decide(object.union(fx.partner, {"device": {"trust": "suspicious"}}))
+	fx.denied(result)
+	result.reasons == ["device:suspicious"]
+}
+
 test_partner_everything_wrong_lists_every_reason if {
 	doc := object.union(fx.partner, {
 		"identity": {"kind": "anonymous", "client_id": null, "scopes": [], "consent": null},

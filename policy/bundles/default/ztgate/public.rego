@@ -5,12 +5,15 @@ package ztgate.public
 
 import rego.v1
 
-import data.ztgate.common
-
-decision := common.decide({}, {}, null, common.allowed("public", settings, entry)) if {
-	input.version == "1"
-	entry := data.ztgate.config.routes[input.route.id]
-	entry.classification == "public"
-	entry.api_product == input.route.api_product
-	settings := data.ztgate.config.classifications.public
+assess(entry, settings) := {
+	"checks": {},
+	"step_up": null,
+	"reason": "allow:public",
+	"obligations": {
+		"step_up": null,
+		"mask_profile": object.get(entry, "mask_profile", settings.mask_profile),
+		"headers": {"x-ztgate-classification": "public"},
+		"rate_limit_tier": settings.rate_limit_tier,
+		"audit": settings.audit,
+	},
 }

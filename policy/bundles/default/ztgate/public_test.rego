@@ -19,6 +19,12 @@ test_public_open_to_anonymous if {
 	}
 }
 
+# Public product information stays open whatever the device (the fixture's is suspicious).
+test_public_open_to_suspicious_devices if {
+	fx.public.device.trust == "suspicious"
+	fx.decide(fx.public).allow == true
+}
+
 test_public_open_to_customers if {
 	result := fx.decide(object.union(fx.customer, {"route": fx.public.route}))
 	result.allow == true

@@ -63,10 +63,20 @@ test_staff_unknown_device_denied if {
 	result.reasons == ["device:unknown"]
 }
 
-test_staff_medium_trust_device_denied if {
-	result := fx.decide(object.union(fx.staff, {"device": {"trust": "medium"}}))
+test_staff_known_device_denied if {
+	result := fx.decide(object.union(fx.staff, {"device": {"trust": "known"}}))
 	fx.denied(result)
 	result.reasons == ["device:untrusted"]
+}
+
+test_staff_bound_device_allowed if {
+	fx.decide(object.union(fx.staff, {"device": {"trust": "bound"}})).allow == true
+}
+
+test_staff_suspicious_device_denied if {
+	result := fx.decide(object.union(fx.staff, {"device": {"trust": "suspicious"}}))
+	fx.denied(result)
+	result.reasons == ["device:suspicious", "device:untrusted"]
 }
 
 test_staff_risk_too_high_denied if {

@@ -72,14 +72,35 @@ test_transfer_high_risk_and_old_auth_no_step_up if {
 	result.obligations.step_up == null
 }
 
-test_transfer_low_trust_device_denied if {
-	result := fx.decide(object.union(fx.transfer, {"device": {"trust": "low"}}))
+# Transfers need a device bound to the customer: bound_with_key or bound.
+test_transfer_known_device_denied if {
+	result := fx.decide(object.union(fx.transfer, {"device": {"trust": "known"}}))
 	fx.denied(result)
 	result.reasons == ["device:untrusted"]
 }
 
-test_transfer_medium_trust_device_allowed if {
-	fx.decide(object.union(fx.transfer, {"device": {"trust": "medium"}})).allow == true
+test_transfer_new_device_denied if {
+	result := fx.decide(object.union(fx.transfer, {"device": {"trust": "new"}}))
+	result.reasons == ["device:untrusted"]
+}
+
+test_transfer_suspicious_device_denied if {
+	result := fx.decide(object.union(fx.transfer, {"device": {"trust": "suspicious"}}))
+	fx.denied(result)
+	result.reasons == ["device:suspicious", "device:untrusted"]
+}
+
+test_transfer_unknown_trust_value_denied if {
+	result := fx.decide(object.union(fx.transfer, {"device": {"trust": "high"}}))
+	result.reasons == ["device:untrusted"]
+}
+
+test_transfer_bound_device_allowed if {
+	fx.decide(object.union(fx.transfer, {"device": {"trust": "bound"}})).allow == true
+}
+
+test_transfer_bound_with_key_device_allowed if {
+	fx.decide(object.union(fx.transfer, {"device": {"trust": "bound_with_key"}})).allow == true
 }
 
 test_transfer_device_anomalies_denied if {
