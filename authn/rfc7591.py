@@ -15,7 +15,9 @@ codes, the description naming the field):
    algorithm confusion), has ``typ`` absent or ``JWT``, ``iss`` = the directory,
    ``iat`` not in the future, ``exp`` (if present) not passed, a ``jti`` never seen
    before (replay, recorded single-use in the store's nonce table), a
-   ``software_id`` and a ``scope`` → ``invalid_software_statement``;
+   ``software_id`` and a ``scope``, and — optional — ``allowed_networks`` (CIDRs the
+   partner calls from, which the edge policy enforces) and ``rate_limit_tier``
+   → ``invalid_software_statement``;
 2. §2.3: values in the statement take precedence over the same plain metadata;
    plain ``scope`` and ``redirect_uris`` may only narrow the statement's →
    ``invalid_client_metadata`` / ``invalid_redirect_uri``;
@@ -30,7 +32,9 @@ codes, the description naming the field):
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +57,8 @@ STATEMENT_LEEWAY: Final = 30
 STATEMENT_MAX_AGE: Final = 365 * 86400
 """A statement without ``exp`` is refused once it is a year old (the directory re-signs)."""
 GRANT_TYPES: Final = frozenset({"client_credentials"})
+MAX_NETWORKS: Final = 32
+_TIER: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 MIGRATIONS: Final = Migrations(
     "registration",
@@ -66,6 +72,8 @@ MIGRATIONS: Final = Migrations(
                     software_id TEXT NOT NULL,
                     org_id TEXT,
                     redirect_uris TEXT NOT NULL,
+                    allowed_networks TEXT NOT NULL,
+                    rate_limit_tier TEXT,
                     statement_jti TEXT NOT NULL,
                     registered_at {FLOAT} NOT NULL
                 ){STRICT}""",
@@ -110,6 +118,11 @@ class Registration:
     org_id: str | None
     redirect_uris: tuple[str, ...]
     registered_at: float
+    allowed_networks: tuple[str, ...] = ()
+    """Where the partner calls from (CIDRs the directory approved); the edge policy
+    refuses other source addresses."""
+    rate_limit_tier: str | None = None
+    """The quota tier the directory assigned; None = the policy's default."""
 
 
 class RegistrationStore:
@@ -122,25 +135,30 @@ class RegistrationStore:
     async def add(self, registration: Registration, statement_jti: str) -> None:
         await self._db.execute(
             "INSERT INTO registration_clients (client_id, software_id, org_id, redirect_uris,"
-            " statement_jti, registered_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            " allowed_networks, rate_limit_tier, statement_jti, registered_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             registration.client_id,
             registration.software_id,
             registration.org_id,
             json.dumps(list(registration.redirect_uris)),
+            json.dumps(list(registration.allowed_networks)),
+            registration.rate_limit_tier,
             statement_jti,
             registration.registered_at,
         )
 
     async def get(self, client_id: str) -> Registration | None:
         rows = await self._db.fetch(
-            "SELECT client_id, software_id, org_id, redirect_uris, registered_at"
-            " FROM registration_clients WHERE client_id = $1",
+            "SELECT client_id, software_id, org_id, redirect_uris, registered_at,"
+            " allowed_networks, rate_limit_tier FROM registration_clients WHERE client_id = $1",
             client_id,
         )
         if not rows:
             return None
         r = rows[0]
-        return Registration(r[0], r[1], r[2], tuple(json.loads(r[3])), float(r[4]))
+        return Registration(
+            r[0], r[1], r[2], tuple(json.loads(r[3])), float(r[4]), tuple(json.loads(r[5])), r[6]
+        )
 
 
 async def open_registrations(url: str, *, schema: str | None = None) -> RegistrationStore:
@@ -250,6 +268,10 @@ async def register(
     org_id = claims.get("org_id")
     if org_id is not None and not isinstance(org_id, str):
         raise _invalid("invalid_software_statement", "org_id: must be a string")
+    networks = _networks(claims.get("allowed_networks"))
+    tier = claims.get("rate_limit_tier")
+    if tier is not None and (not isinstance(tier, str) or _TIER.fullmatch(tier) is None):
+        raise _invalid("invalid_software_statement", "rate_limit_tier: a tier name")
     try:
         client = await register_client(
             store,
@@ -268,7 +290,9 @@ async def register(
         ) from None
     except (CryptoError, ValueError):
         raise _invalid("invalid_client_metadata", "jwks: not usable") from None
-    registration = Registration(client.client_id, claims["software_id"], org_id, redirect_uris, at)
+    registration = Registration(
+        client.client_id, claims["software_id"], org_id, redirect_uris, at, networks, tier
+    )
     await registrations.add(registration, claims["jti"])
     body: dict[str, Any] = {
         "client_id": client.client_id,
@@ -285,4 +309,24 @@ async def register(
         body["jwks"] = json.loads(client.jwks)
     if org_id is not None:
         body["org_id"] = org_id
+    if networks:
+        body["allowed_networks"] = list(networks)
     return body
+
+
+def _networks(value: object) -> tuple[str, ...]:
+    """The statement's ``allowed_networks``: 1-32 CIDRs, canonical (``10.1.2.0/24``)."""
+    code = "invalid_software_statement"
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_NETWORKS:
+        raise _invalid(code, f"allowed_networks: a list of 1 to {MAX_NETWORKS} CIDRs")
+    out: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or len(item) > 64:
+            raise _invalid(code, "allowed_networks: each must be a CIDR string")
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=True)))
+        except ValueError:
+            raise _invalid(code, f"allowed_networks: {item[:64]!r} is not a network") from None
+    return tuple(dict.fromkeys(out))

@@ -33,6 +33,7 @@ from typing import Final
 
 from authn.consents import ConsentStore, open_consents
 from authn.revocation_sync import keep_revocations_synced
+from authn.rfc7591 import RegistrationStore, open_registrations
 from authn.store import Store, open_store
 from authn.tokens import TokenConfig, TokenVerifier
 from crypto.envelope import KeyEncryptionKeyRing
@@ -105,6 +106,7 @@ class Agent:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consents: ConsentStore | None = None
     quotas: Quotas | None = None
+    registrations: RegistrationStore | None = None
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -119,6 +121,8 @@ class Agent:
             await self.components.close()
         if self.consents is not None:
             await self.consents.close()
+        if self.registrations is not None:
+            await self.registrations.close()
         if self.quotas is not None:
             await self.quotas.close()
         await self.store.close()
@@ -182,6 +186,16 @@ async def open_agent(
         raise AgentStartError(
             f"store_url: cannot open the consents ({type(exc).__name__})"
         ) from None
+    try:
+        registrations = await open_registrations(
+            config.store_url, schema=config.store_schema or None
+        )
+    except Exception as exc:
+        await consents.close()
+        await store.close()
+        raise AgentStartError(
+            f"store_url: cannot open the registrations ({type(exc).__name__})"
+        ) from None
     tasks: list[asyncio.Task[None]] = []
     try:
         tokens = TokenConfig(
@@ -200,6 +214,7 @@ async def open_agent(
             raise AgentStartError(f"policy_bundle: {config.bundle_path} refused ({why})")
         decision_log = _decision_log(config, worker)
     except BaseException:
+        await registrations.close()
         await consents.close()
         await store.close()
         raise
@@ -213,7 +228,11 @@ async def open_agent(
     quotas = Quotas.open(config.quota_tiers, config.quota_redis_url)
     pipeline = Pipeline(
         authenticator=Authenticator(
-            verifier, store, consents=consents, subject_ttl=config.subject_cache_seconds
+            verifier,
+            store,
+            consents=consents,
+            registrations=registrations,
+            subject_ttl=config.subject_cache_seconds,
         ),
         components=components,
         policy=holder,
@@ -253,4 +272,5 @@ async def open_agent(
         tasks,
         consents,
         quotas,
+        registrations,
     )

@@ -23,7 +23,7 @@ still enabled. That look-up is cached per worker for `subject_ttl` seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -31,6 +31,7 @@ from authn.cnf import x5t_s256
 from authn.consents import Consent, ConsentStore
 from authn.dpop import DPoPCheck
 from authn.errors import invalid_token
+from authn.rfc7591 import RegistrationStore
 from authn.service.routes_oauth import CLIENT_ACR
 from authn.store import Store
 from authn.tokens import TokenVerifier, VerifiedToken
@@ -49,6 +50,10 @@ class Identity:
     consent: Consent | None = None
     """The consent a partner's token acts under, as stored (None: none claimed, or
     not found — see `consent_id`)."""
+    partner: Mapping[str, Any] | None = None
+    """A dynamically registered partner's facts for the policy (``identity.partner``:
+    status, allowed networks, rate-limit tier); None for partners the bank lists in
+    the policy's own data, and for everyone else."""
 
     @property
     def consent_id(self) -> str | None:
@@ -112,7 +117,7 @@ class Identity:
             "client_id": token.client_id,
             "consent": self.consent_input(time.time() if now is None else now),
             "roles": [],
-        }
+        } | ({} if self.partner is None else {"partner": dict(self.partner)})
 
 
 ANONYMOUS: Final = Identity("anonymous")
@@ -127,12 +132,15 @@ class Authenticator:
         store: Store,
         *,
         consents: ConsentStore | None = None,
+        registrations: RegistrationStore | None = None,
         subject_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verifier = verifier
         self._store = store
         self._consents = consents
+        self._registrations = registrations
+        self._partners: dict[str, tuple[Mapping[str, Any] | None, float]] = {}
         self._subject_ttl = subject_ttl
         self._clock = clock
         self._kinds: dict[str, tuple[Kind | None, float]] = {}
@@ -156,13 +164,38 @@ class Authenticator:
         )
         if token.acr == CLIENT_ACR and token.client_id == token.subject:
             claimed = token.claims.get("consent_id")
+            consent = None
             if isinstance(claimed, str) and self._consents is not None:
-                return Identity("partner", token, await self._consents.get(claimed))
-            return Identity("partner", token)
+                consent = await self._consents.get(claimed)
+            return Identity("partner", token, consent, await self._partner_facts(token.subject))
         kind = await self._user_kind(token.subject)
         if kind is None:
             raise invalid_token("unknown or disabled subject")
         return Identity(kind, token)
+
+    async def _partner_facts(self, client_id: str) -> Mapping[str, Any] | None:
+        """A registered partner's facts, cached per worker for `subject_ttl` seconds
+        (a suspension reaches the edge within that, and its tokens die with it)."""
+        if self._registrations is None:
+            return None
+        now = self._clock()
+        cached = self._partners.get(client_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        facts: Mapping[str, Any] | None = None
+        registration = await self._registrations.get(client_id)
+        if registration is not None:
+            client = await self._store.get_client(client_id)
+            active = client is not None and not client.disabled
+            facts = {
+                "status": "active" if active else "suspended",
+                "allowed_networks": list(registration.allowed_networks),
+                "rate_limit_tier": registration.rate_limit_tier,
+            }
+        if len(self._partners) >= MAX_CACHED_SUBJECTS:
+            self._partners.clear()
+        self._partners[client_id] = (facts, now + self._subject_ttl)
+        return facts
 
     async def _user_kind(self, subject: str) -> Kind | None:
         now = self._clock()

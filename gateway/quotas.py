@@ -95,6 +95,7 @@ DEFAULT_TIERS: Final = (
     QuotaTier("partner", 120),
     QuotaTier("partner-standard", 120),
     QuotaTier("partner-gold", 600),
+    QuotaTier("partner-trial", 20),
 )
 """Requests per minute per caller and API product for the default bundle's tiers."""
 

@@ -119,7 +119,19 @@ _SHAPE: Final = Obj(
                     nullable=True,
                 ),
                 "roles": Strings("identity.roles", 32, 64),
+                "partner": Obj(
+                    "identity.partner",
+                    {
+                        "status": Str("identity.partner.status", max_len=32),
+                        "allowed_networks": Strings("identity.partner.allowed_networks", 32, 64),
+                        "rate_limit_tier": Str(
+                            "identity.partner.rate_limit_tier", max_len=64, nullable=True
+                        ),
+                    },
+                    nullable=True,
+                ),
             },
+            optional=frozenset({"partner"}),
         ),
         "device": Obj(
             "device",

@@ -52,6 +52,8 @@ def statement(
     redirect_uris: list[str],
     org_id: str | None = None,
     ttl: int = 86400,
+    allowed_networks: list[str] | None = None,
+    rate_limit_tier: str | None = None,
 ) -> str:
     """A software statement (RFC 7591 §2.3) signed with the ring's active key."""
     now = int(time.time())
@@ -67,6 +69,10 @@ def statement(
     }
     if org_id is not None:
         claims["org_id"] = org_id
+    if allowed_networks:
+        claims["allowed_networks"] = allowed_networks
+    if rate_limit_tier is not None:
+        claims["rate_limit_tier"] = rate_limit_tier
     kid, key = ring.signing_key()
     return jose.encode_jwt(claims, key, kid=kid)
 
@@ -90,6 +96,8 @@ def cmd_statement(args: argparse.Namespace) -> int:
             redirect_uris=args.redirect_uri or [],
             org_id=args.org_id,
             ttl=args.ttl,
+            allowed_networks=args.allowed_network,
+            rate_limit_tier=args.rate_limit_tier,
         )
     )
     return 0
@@ -113,5 +121,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument("--redirect-uri", action="append", help="an approved https redirect URI")
     s.add_argument("--org-id")
+    s.add_argument(
+        "--allowed-network",
+        action="append",
+        help="a CIDR the partner calls from (the edge refuses other addresses)",
+    )
+    s.add_argument("--rate-limit-tier", help="the quota tier the partner gets")
     s.add_argument("--ttl", type=int, default=86400, help="seconds (default one day)")
     s.set_defaults(func=cmd_statement)

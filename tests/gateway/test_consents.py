@@ -13,6 +13,7 @@ import pytest
 
 from authn.consents import ConsentStore, open_consents
 from authn.service.routes_oauth import CLIENT_ACR
+from crypto import keys
 from gateway.assertion import verify_assertion
 from tests.gateway.harness import (
     PARTNER_ROUTE,
@@ -114,3 +115,47 @@ async def test_missing_foreign_and_unauthorised_consents_are_refused(
     waiting = await consents.create(PARTNER, ["accounts:read"], time.time() + 3600)
     pending = denied(await edge.check(request(await partner_token(edge, waiting.consent_id))))
     assert "consent:inactive" in pending.body["reason"]
+
+
+async def test_a_dynamically_registered_partner_is_judged_by_its_registration(
+    edge: Edge, consents: ConsentStore
+) -> None:
+    """Not in the bundle's partner list: the facts come from its RFC 7591 registration
+    (allowed networks, tier) through ``identity.partner``."""
+    from authn.clients import register_client
+    from authn.rfc7591 import Registration, open_registrations
+
+    client = await register_client(
+        edge.store, name="Dyn", auth_method="private_key_jwt",
+        jwks={"keys": [{**keys.generate("sm2").public_key().to_jwk(), "kid": "k"}]},
+        scopes="ob:accounts:read",
+    )  # fmt: skip
+    registrations = await open_registrations(edge.config.store_url)
+    try:
+        await registrations.add(
+            Registration(
+                client.client_id,
+                "dyn-app",
+                None,
+                (),
+                time.time(),
+                ("198.51.100.0/24",),
+                "partner-trial",
+            ),
+            statement_jti="j-1",
+        )
+    finally:
+        await registrations.close()
+    consent_id = await authorised(consents, client_id=client.client_id)
+    token = await partner_token(edge, consent_id, client_id=client.client_id)
+    response = await edge.check(request(token))
+    allowed(response)
+    limits = {h.header.key: h.header.value for h in response.ok_response.response_headers_to_add}
+    assert limits["ratelimit-policy"] == '"partner-trial";q=20;w=60'
+    outside = check_request(
+        path=PATH,
+        route=PARTNER_ROUTE,
+        headers={"authorization": f"Bearer {token}"},
+        address="203.0.113.9",
+    )
+    assert denied(await edge.check(outside)).body["reason"] == ["partner:network_not_allowed"]

@@ -32,10 +32,13 @@ assess(entry, settings, cfg) := {
 		"audit": settings.audit,
 	},
 } if {
-	partner := object.get(cfg.partners, input.identity.client_id, null)
+	partner := object.get(cfg.partners, input.identity.client_id, object.get(input.identity, "partner", null))
 }
 
-# Only an unknown client is reported as such; a known one is checked further.
+# The bank's own list (data) first; else the facts the gateway read from the partner's
+# dynamic registration (input.identity.partner: status, allowed_networks,
+# rate_limit_tier). Only an unknown client is reported as such; a known one is
+# checked further.
 client_checks(partner, address) := {
 	"partner:inactive": partner.status == "active",
 	"partner:network_not_allowed": in_networks(partner.allowed_networks, address),

@@ -50,6 +50,45 @@ test_partner_unknown_client_denied if {
 	result.reasons == ["partner:unknown_client"]
 }
 
+registered := {
+	"status": "active",
+	"allowed_networks": ["198.51.100.0/24"],
+	"rate_limit_tier": "partner-trial",
+}
+
+test_registered_partner_allowed_with_its_own_tier if {
+	doc := object.union(fx.partner, {"identity": {"client_id": "c-dyn1", "partner": registered}})
+	result := fx.decide(doc)
+	result.allow == true
+	result.obligations.rate_limit_tier == "partner-trial"
+}
+
+test_registered_partner_without_tier_gets_the_default if {
+	facts := object.union(registered, {"rate_limit_tier": null})
+	doc := object.union(fx.partner, {"identity": {"client_id": "c-dyn1", "partner": facts}})
+	fx.decide(doc).obligations.rate_limit_tier == "partner"
+}
+
+test_registered_partner_outside_its_networks_denied if {
+	facts := object.union(registered, {"allowed_networks": ["10.0.0.0/8"]})
+	doc := object.union(fx.partner, {"identity": {"client_id": "c-dyn1", "partner": facts}})
+	fx.decide(doc).reasons == ["partner:network_not_allowed"]
+}
+
+test_registered_partner_suspended_denied if {
+	facts := object.union(registered, {"status": "suspended"})
+	doc := object.union(fx.partner, {"identity": {"client_id": "c-dyn1", "partner": facts}})
+	fx.decide(doc).reasons == ["partner:inactive"]
+}
+
+test_the_banks_list_wins_over_registration_facts if {
+	facts := object.union(registered, {"allowed_networks": ["10.0.0.0/8"]})
+	doc := object.union(fx.partner, {"identity": {"partner": facts}})
+	result := fx.decide(doc)
+	result.allow == true
+	result.obligations.rate_limit_tier == "partner-standard"
+}
+
 test_partner_without_client_id_denied if {
 	result := fx.decide(object.union(fx.partner, {"identity": {"client_id": null}}))
 	result.reasons == ["partner:unknown_client"]
