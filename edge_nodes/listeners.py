@@ -48,6 +48,11 @@ AGENT_HEADERS: Final[tuple[dict[str, Any], ...]] = (
     {"exact": DEVICE_SIGNALS_HEADER},
     {"exact": "content-type"},
     {"exact": "x-request-id"},
+    # RFC 9421 / 9530 on signed routes (a signature may cover only these fields).
+    {"exact": "signature"},
+    {"exact": "signature-input"},
+    {"exact": "content-digest"},
+    {"exact": "idempotency-key"},
     {"prefix": INTERNAL_HEADER_PREFIX},
 )
 """What ext_authz forwards to the agent (``allowed_headers``); method, path, host,

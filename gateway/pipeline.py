@@ -34,7 +34,7 @@ from typing import Any, Final, Protocol
 
 from authn.errors import AuthnError
 from authn.stepup import StepUpRequirement
-from device_fingerprint.assessment import DeviceAssessment, DeviceObservation
+from device_fingerprint.assessment import DeviceAssessment, DeviceObservation, TrustLevel
 from gateway import ids, policy_input
 from gateway.assertion import AssertedConsent, AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
@@ -135,6 +135,13 @@ Outcome = Allow | Deny
 def _safe(value: str) -> bool:
     """A value that can travel in an HTTP header as it is (no CR/LF, no controls)."""
     return value.isascii() and value.isprintable()
+
+
+NO_DEVICE: Final = DeviceAssessment(
+    device_id=None, known=False, bound_to_subject=False, trust=TrustLevel.NEW
+)
+"""A partner's server has no device to assess: the policy input says so (``new``,
+no id) and the risk scorer ignores device signals for it (`RiskObservation.device_applies`)."""
 
 
 def _quota_caller(identity: Identity, ctx: RequestContext) -> str:
@@ -304,17 +311,21 @@ class Pipeline:
                 return refused, None
         if identity.token is not None and not self._revocations_fresh():
             return Deny(403, "access_denied", ("gateway:revocations_stale",), decision_id), None
-        device = await self._device.assess(
-            DeviceObservation(
-                subject=identity.subject,
-                client_ip=ctx.client_address,
-                signals=decode_signals(ctx.headers.get(SIGNALS_HEADER), self._max_signals),
-                key_thumbprint=identity.key_thumbprint,
-                ja4=ctx.ja4,
-                user_agent=ctx.headers.get("user-agent"),
-                client_hints=ctx.client_hints(),
+        machine = identity.kind == "partner"  # a partner's server: no phone or browser
+        if machine:
+            device = NO_DEVICE
+        else:
+            device = await self._device.assess(
+                DeviceObservation(
+                    subject=identity.subject,
+                    client_ip=ctx.client_address,
+                    signals=decode_signals(ctx.headers.get(SIGNALS_HEADER), self._max_signals),
+                    key_thumbprint=identity.key_thumbprint,
+                    ja4=ctx.ja4,
+                    user_agent=ctx.headers.get("user-agent"),
+                    client_hints=ctx.client_hints(),
+                )
             )
-        )
         classification = ctx.route.classification
         risk = await self._risk.score(
             RiskObservation(
@@ -324,6 +335,7 @@ class Pipeline:
                 device=device,
                 route_id=ctx.route.route_id,
                 sensitive_operation=classification if classification == "transfer" else None,
+                device_applies=not machine,
             )
         )
         doc = trace.doc = policy_input.document(request, route, identity, device, risk, now)

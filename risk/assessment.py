@@ -28,6 +28,9 @@ class RiskObservation:
     keystrokes: tuple[float, ...] | None = None
     """Typing rhythm of the PIN/password just entered (hold and flight times in
     milliseconds, in the SDK's documented order), when the SDK sent it."""
+    device_applies: bool = True
+    """False for a partner's server (client credentials over mTLS): it has no phone
+    or browser, so device signals neither raise nor lower its risk."""
 
 
 @dataclass(frozen=True, slots=True)

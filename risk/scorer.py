@@ -199,7 +199,8 @@ class RiskScorer:
             access = LastAccess(checked.at, location.lat, location.lon)
         touch = await self._store.touch(subject, checked.address, checked.at, access)
         signals: Signals = []
-        device_signals(obs.device, subject is not None, config.device, signals)
+        if obs.device_applies:
+            device_signals(obs.device, subject is not None, config.device, signals)
         rate_signals(touch, subject is not None, config.rate, signals)
         if subject is None:
             return combine(signals)

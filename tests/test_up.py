@@ -8,6 +8,7 @@ twice, not once per test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import random
@@ -30,7 +31,7 @@ from risk.config import RiskConfig
 from ztgate.demo import Demo, StackUrls
 from ztgate.up_plan import Layout
 
-START_TIMEOUT = 90.0
+START_TIMEOUT = 180.0  # a loaded 2-core CI machine: the self-test and bundle tests run first
 
 
 def _free(layout: Layout) -> bool:
@@ -88,15 +89,16 @@ class Up:
     tmp: Path
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    tmp = tmp_path_factory.mktemp("up")
+@contextlib.contextmanager
+def run_stack(tmp: Path, *extra: str) -> Iterator[Up]:
+    """`ztgate up` with two edge nodes (one agent worker each) on a free port layout,
+    its state under `tmp`, until the block ends."""
     (tmp / "ztgate.toml").write_text(f'[state]\ndir = "{tmp / "state"}"\n')
     ready = tmp / "ready.json"
     layout = _layout()
     argv = [sys.executable, "-m", "ztgate", "--config", str(tmp / "ztgate.toml"), "up"]
     argv += ["--base-port", str(layout.base_port), "--nodes", "2", "--workers", "1"]
-    argv += ["--ready-file", str(ready)]
+    argv += ["--ready-file", str(ready), *extra]
     began = time.monotonic()
     with open(tmp / "stdout", "wb") as out, open(tmp / "stderr", "wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=Path(__file__).parent.parent)
@@ -114,6 +116,12 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    with run_stack(tmp_path_factory.mktemp("up")) as stack:
+        yield stack
 
 
 def request(

@@ -90,6 +90,8 @@ class Stack:
     assertion: str = "hmac-sm3"
     """How the edge signs identity assertions for the core bank: ``hmac-sm3`` (a
     shared key) or ``sm2`` (the edge's key ring; the core bank holds its JWKS)."""
+    redis_url: str = ""
+    """Shared state for every node's agents (quota buckets); empty = per worker."""
     urls: dict[str, Any] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
     envoys: list[Any] = field(default_factory=list)
@@ -123,6 +125,7 @@ class Stack:
             token_issuer=authn.url.rstrip("/"),
             token_audience=authn.state.config.audience,
             masking_key_file=self._secret_key("masking.key"),
+            quota_redis_url=self.redis_url,
             **signing,
         )
         for plan in self.layout.node_plans():
@@ -486,7 +489,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         layout = Layout(base_port=args.base_port, nodes=args.nodes, workers=args.workers)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    stack = Stack(layout, cfg, components=args.components, assertion=args.assertion)
+    stack = Stack(
+        layout, cfg, components=args.components, assertion=args.assertion, redis_url=args.redis
+    )
     return asyncio.run(run(stack, args.ready_file))
 
 
@@ -525,6 +530,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=COMPONENTS,
         metavar="MODULE:FACTORY",
         help=f"the edge agent's device assessor and risk scorer (default {COMPONENTS})",
+    )
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        default="",
+        help="Redis shared by every node's agents for quota buckets (e.g. "
+        "redis://127.0.0.1:6379/0); default: each agent worker keeps its own",
     )
     p.add_argument(
         "--assertion",

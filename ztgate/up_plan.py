@@ -158,6 +158,8 @@ class AgentFiles:
     assertion_hmac_key: Path | None = None
     masking_key_file: Path | None = None
     """The pseudonym master key every node shares (partners' pseudonyms agree)."""
+    quota_redis_url: str = ""
+    """Redis for quota buckets shared by every node; empty = per worker."""
 
 
 def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str:
@@ -176,6 +178,8 @@ def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str
         path = getattr(files, key)
         if path is not None:
             values[key] = str(path)
+    if files.quota_redis_url:
+        values["quota_redis_url"] = files.quota_redis_url
     # A JSON string is a valid TOML basic string for these values (no control chars).
     lines = ["[agent]"] + [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"

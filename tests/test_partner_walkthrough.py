@@ -1,0 +1,277 @@
+"""Issue 7, acceptance check 2: a partner's whole journey through real Envoy, on two
+edge nodes whose agents share Redis for quotas.
+
+Register by DCR with a statement from the local directory; obtain tokens with
+private_key_jwt; create a consent; the customer approves it with a passkey step-up
+(a software authenticator); read accounts through the edge over mutual TLS (masked
+for the partner); initiate a payment signed with RFC 9421; get rate-limited across
+both nodes; the customer revokes the consent and both nodes refuse the next request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from authn.rfc9421 import HTTPRequest, sign_request
+from authn.rfc9530 import content_digest
+from crypto import jose, keys
+from edge_nodes.pki import Issued, issue_client_certificate
+from tests.authn.soft_authenticator import SoftAuthenticator
+from tests.test_up import Up, post_form, post_json, request, run_stack
+
+REDIS = "redis://127.0.0.1:6379/0"
+TRIAL_LIMIT = 20  # gateway.quotas DEFAULT_TIERS partner-trial, per minute
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    with run_stack(tmp_path_factory.mktemp("partner"), "--redis", REDIS) as running:
+        yield running
+
+
+def call(
+    url: str, method: str, path: str, *, body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=15)
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        data = None if body is None else json.dumps(body)
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, (json.loads(raw) if raw else None)
+    finally:
+        conn.close()
+
+
+class Edge:
+    """One edge node's HTTPS listener, with the partner's client certificate."""
+
+    def __init__(self, url: str, ca: Path, cert: Issued) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "localhost", parts.port or 443
+        self.authority = f"{self.host}:{self.port}"
+        self.context = ssl.create_default_context(cafile=str(ca))
+        self.context.load_cert_chain(str(cert.certificate), str(cert.private_key))
+
+    def send(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], Any]:
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=15)
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            try:
+                doc = json.loads(raw) if raw else None
+            except ValueError:
+                doc = raw
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, doc
+        finally:
+            conn.close()
+
+
+def customer_accounts(state: Path) -> tuple[str, list[tuple[str, str]]]:
+    """A core-bank customer with two active accounts: (customer id, [(id, number)])."""
+    with sqlite3.connect(f"file:{state / 'corebank' / 'corebank.db'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT customer_id, account_id, number FROM accounts WHERE status = 'active'"
+            " ORDER BY customer_id, account_id"
+        ).fetchall()
+    by_customer: dict[str, list[tuple[str, str]]] = {}
+    for customer, account, number in rows:
+        by_customer.setdefault(customer, []).append((account, number))
+    customer = next(c for c, accounts in by_customer.items() if len(accounts) >= 2)
+    return customer, by_customer[customer]
+
+
+def client_assertion(authn: str, client_id: str, key: keys.PrivateKey) -> dict[str, str]:
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": authn, "iat": now, "exp": now + 60}
+    signed = jose.encode_jwt(claims | {"jti": secrets.token_urlsafe(12)}, key, kid="k1")
+    return {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
+
+
+def test_the_partner_walkthrough(stack: Up) -> None:
+    urls, state = stack.urls, Path(stack.urls["state_dir"])
+    authn = urls["authn"]
+    admin = (state / "admin-token").read_text().strip()
+
+    # 1. Onboarding: a statement from the directory, dynamic registration.
+    argv = [sys.executable, "-m", "ztgate", "--config", str(stack.tmp / "ztgate.toml")]
+    argv += ["partner", "statement", "--software-id", "budgetly", "--name", "Budgetly"]
+    argv += ["--allowed-network", "127.0.0.0/8", "--rate-limit-tier", "partner-trial"]
+    statement = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
+    ).stdout.strip()
+    key = keys.generate("sm2")
+    jwks = {"keys": [{**key.public_key().to_jwk(), "kid": "k1"}]}
+    registration = {
+        "software_statement": statement,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": jwks,
+    }
+    status, _, body = post_json(authn, "/v1/register", registration)
+    assert status == 201, body
+    client_id = json.loads(body)["client_id"]
+
+    # 2. A consent request, with a token for managing consents.
+    form = {"grant_type": "client_credentials", "scope": "ob:consents"}
+    status, _, body = post_form(authn, "/v1/token", form | client_assertion(authn, client_id, key))
+    assert status == 200, body
+    consent_token = json.loads(body)["access_token"]
+    ask = {
+        "permissions": ["accounts:read", "payments:write"],
+        "expires_at": int(time.time()) + 3600,
+    }
+    status, consent = call(authn, "POST", "/v1/consents", body=ask, token=consent_token)
+    assert status == 201, consent
+    consent_id = consent["consent_id"]
+
+    # 3. The customer approves in the app, with a passkey step-up.
+    customer, accounts = customer_accounts(state)
+    (chosen_id, chosen_number), (other_id, _) = accounts[0], accounts[1]
+    password = secrets.token_urlsafe(16)
+    user = {"username": f"walk-{secrets.token_hex(3)}", "password": password, "subject": customer}
+    status, body = call(authn, "POST", "/v1/users", body=user, token=admin)
+    assert status == 201, body
+    status, login = call(
+        authn,
+        "POST",
+        "/v1/login/password",
+        body={"username": user["username"], "password": password},
+    )
+    assert status == 200, login
+    phone = SoftAuthenticator(origin=authn.rstrip("/"))
+    status, options = call(
+        authn, "POST", "/v1/webauthn/register/options", body={}, token=login["access_token"]
+    )
+    assert status == 200, options
+    created = phone.create(options["publicKey"], fmt="packed")
+    reg = {"challenge_id": options["challenge_id"], "credential": created, "name": "phone"}
+    status, body = call(
+        authn, "POST", "/v1/webauthn/register/verify", body=reg, token=login["access_token"]
+    )
+    assert status == 201, body
+    approve = {"accounts": [chosen_id]}
+    status, refused = call(
+        authn, "POST", f"/v1/consents/{consent_id}/authorise", body=approve,
+        token=login["access_token"],
+    )  # fmt: skip
+    assert (status, refused["error"]) == (401, "insufficient_user_authentication")
+    status, options = call(authn, "POST", "/v1/webauthn/authenticate/options", body={})
+    assertion = {
+        "challenge_id": options["challenge_id"],
+        "credential": phone.get(options["publicKey"]),
+    }
+    status, stepped = call(
+        authn, "POST", "/v1/webauthn/authenticate/verify", body=assertion,
+        token=login["access_token"],
+    )  # fmt: skip
+    assert status == 200 and stepped["acr"] == "urn:ztgate:acr:passkey", stepped
+    status, authorised = call(
+        authn, "POST", f"/v1/consents/{consent_id}/authorise", body=approve,
+        token=stepped["access_token"],
+    )  # fmt: skip
+    assert status == 200 and authorised["status"] == "authorised", authorised
+
+    # 4. Tokens acting under the consent; the partner's certificate for mTLS.
+    form = {"grant_type": "client_credentials", "consent_id": consent_id}
+    status, _, body = post_form(authn, "/v1/token", form | client_assertion(authn, client_id, key))
+    assert status == 200, body
+    token = json.loads(body)["access_token"]
+    (stack.tmp / "partner-pki").mkdir(mode=0o700)
+    cert = issue_client_certificate(
+        Issued(state / "pki" / "ca.crt", state / "pki" / "ca.key"),
+        stack.tmp / "partner-pki", "budgetly", "budgetly.partner.example",
+    )  # fmt: skip
+    nodes = [Edge(n["https"], state / "pki" / "ca.crt", cert) for n in urls["edge_nodes"]]
+    bearer = {"authorization": f"Bearer {token}", "accept": "application/json"}
+
+    # 5. Accounts through the edge: only the consented one, masked for the partner.
+    status, headers, listing = nodes[0].send("GET", "/open/v1/accounts", bearer)
+    assert status == 200, listing
+    assert [a["resourceId"] for a in listing["accounts"]] == [chosen_id]
+    assert chosen_number not in json.dumps(listing)  # the account number is masked
+    assert headers["ratelimit-policy"] == f'"partner-trial";q={TRIAL_LIMIT};w=60'
+    status, _, hidden = nodes[1].send("GET", f"/open/v1/accounts/{other_id}/balances", bearer)
+    assert status == 403 and "consent:resource_not_covered" in hidden["reason"], hidden
+
+    # 6. A payment signed with RFC 9421 (the partner's registered SM2 key).
+    payment = {
+        "instructedAmount": {"amount": "1.00", "currency": "CNY"},
+        "debtorAccount": {"bban": chosen_number},
+        "creditorAccount": {"bban": "6222020200000000000"},
+        "creditorName": "测试收款人",
+    }
+    raw = json.dumps(payment, ensure_ascii=False).encode()
+
+    def signed_payment(node: Edge) -> dict[str, str]:
+        fields = {
+            "authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            "content-digest": content_digest(raw),
+            "idempotency-key": secrets.token_hex(8),
+        }
+        message = HTTPRequest(
+            "POST", f"https://{node.authority}/open/v1/payments", tuple(fields.items()), raw
+        )
+        sig = sign_request(
+            message, key=key, keyid="k1", created=int(time.time()),
+            nonce=secrets.token_urlsafe(12),
+        )  # fmt: skip
+        return fields | {"signature-input": sig.signature_input, "signature": sig.signature}
+
+    status, _, body = nodes[0].send("POST", "/open/v1/payments", bearer, raw)
+    assert status == 401 and body["reason"] == ["signature:missing_signature"], body
+    signed = signed_payment(nodes[0])
+    status, _, paid = nodes[0].send("POST", "/open/v1/payments", signed, raw)
+    assert status in (200, 201), paid
+    status, _, replayed = nodes[0].send("POST", "/open/v1/payments", signed, raw)
+    assert status == 401 and replayed["reason"] == ["signature:replayed"], replayed
+
+    # 7. Rate-limited, the bucket shared by both nodes through Redis.
+    seen: list[int] = []
+    for i in range(2 * TRIAL_LIMIT):
+        status, headers, _ = nodes[i % 2].send("GET", "/open/v1/accounts", bearer)
+        seen.append(status)
+        if status == 429:
+            assert int(headers["retry-after"]) >= 1
+            assert headers["ratelimit"].startswith('"partner-trial";r=0;')
+            break
+    assert seen[-1] == 429, seen
+    assert seen.count(200) < TRIAL_LIMIT  # the earlier calls counted, on either node
+
+    # 8. The customer revokes: both nodes refuse at once (no consent cache).
+    status, _ = call(authn, "DELETE", f"/v1/consents/{consent_id}", token=stepped["access_token"])
+    assert status == 204
+    for node in nodes:
+        status, _, body = node.send("GET", "/open/v1/accounts", bearer)
+        # The policy refuses before the quota is even consulted.
+        assert status == 403 and "consent:inactive" in body["reason"], body
+
+
+def test_plain_http_never_reaches_partner_routes(stack: Up) -> None:
+    """Partner routes exist only on the mTLS listener."""
+    status, _, _ = request(stack.urls["edge"], "/open/v1/accounts")
+    assert status == 404
