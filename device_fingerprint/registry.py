@@ -287,23 +287,27 @@ class DeviceRegistry:
 
     async def _queued(self, subject: str | None = None) -> None:
         """After queueing: wake the writer when the queue is full (and wait for it when
-        it is twice full: the database is not keeping up)."""
+        it is twice full: the database is not keeping up). After `close` nothing can
+        be written any more: refused, so the assessor fails closed."""
+        if self._closed:
+            raise RuntimeError("device registry is closed")
         queue = self._queue
         queue.size += 1
         if subject is not None:
             queue.subjects.add(subject)
-        if self._writer is None and not self._closed:
+        if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop())
         if queue.size >= self._config.write_behind_max:
             self._wake.set()
-            if queue.size >= 2 * self._config.write_behind_max or self._closed:
+            if queue.size >= 2 * self._config.write_behind_max:
                 await self.flush()
 
     async def _write_loop(self) -> None:
         interval = self._config.write_behind_seconds
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can hold up cancel
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
@@ -584,26 +588,44 @@ class DeviceRegistry:
         """Record that `subject` used the device `graph_key` (write-behind); return how
         many distinct subjects used it within `DeviceConfig.farm_window`, this one and
         the queued sightings included."""
+        await self.record_sighting(graph_key, subject, now)
+        return await self.subjects_of(graph_key, now)
+
+    async def record_sighting(self, graph_key: str, subject: str, now: float) -> None:
+        """Queue the sighting (write-behind); no database call unless the queue is full."""
         seen = self._queue.sightings.setdefault(graph_key, {})
         before = seen.get(subject)
         seen[subject] = (now, now) if before is None else (before[0], max(before[1], now))
         if before is None:
             await self._queued()
-        return await self.subjects_of(graph_key, now)
 
-    async def subjects_of(self, graph_key: str, now: float) -> int:
+    def queued_sightings(self, graph_key: str) -> dict[str, float]:
+        """subject → last seen, of the sightings of `graph_key` not yet written."""
+        out: dict[str, float] = {}
+        for queue in (self._inflight, self._queue):
+            if queue is not None:
+                for subject, (_, last) in queue.sightings.get(graph_key, {}).items():
+                    out[subject] = max(last, out.get(subject, last))
+        return out
+
+    async def subjects_seen(self, graph_key: str, now: float) -> dict[str, float]:
+        """subject → last seen, of the subjects that used `graph_key` within
+        `DeviceConfig.farm_window` (queued sightings included)."""
         since = now - self._config.farm_window
         rows = await self._db.fetch(
-            "SELECT subject FROM device_sightings WHERE graph_key = $1 AND last_seen >= $2",
+            "SELECT subject, last_seen FROM device_sightings"
+            " WHERE graph_key = $1 AND last_seen >= $2",
             graph_key,
             since,
         )
-        subjects = {r[0] for r in rows}
-        for queue in (self._inflight, self._queue):
-            if queue is not None:
-                seen = queue.sightings.get(graph_key, {})
-                subjects.update(s for s, (_, last) in seen.items() if last >= since)
-        return len(subjects)
+        seen = {r[0]: float(r[1]) for r in rows}
+        for subject, last in self.queued_sightings(graph_key).items():
+            if last >= since and last > seen.get(subject, -1.0):
+                seen[subject] = last
+        return seen
+
+    async def subjects_of(self, graph_key: str, now: float) -> int:
+        return len(await self.subjects_seen(graph_key, now))
 
     async def changes_since(self, since: float) -> list[tuple[str, str, float]]:
         """(audit_id, subject, at) of binding changes at or after `since`."""
