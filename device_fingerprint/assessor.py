@@ -28,13 +28,18 @@ with another device's fingerprint), ``graph:shared_device`` (the device served
 subject used `hop_new_devices` new devices within `hop_window`; not held against
 a bound device, so the owner can still act), ``sim:changed``.
 
-Hot path: a subject already cached with a fingerprint already resolved costs no
-database call. Cache misses, first sightings, drift, hourly ``last_seen``
-touches and minute-old graph counts go to the registry under a per-subject lock.
-A revocation made through this process's registry takes effect on the very next
-request; one made by another process within `DeviceConfig.sync_seconds` (the
-sync loop reads the audit trail), and cached subjects are reloaded after
-`cache_ttl` regardless.
+Request path (issue 5, check 3: p99 <= 1 ms with the risk score): a cached
+subject costs no database call, whatever the device did. First sightings,
+drift and hourly ``last_seen`` touches change the cached devices in memory
+under a per-subject lock and are queued for the registry's background writer
+(`DeviceRegistry.flush`, write-behind); shared-device sightings are queued and
+counted in a per-process graph view that a background task refreshes from the
+registry every `graph_refresh`; a cached subject older than `cache_ttl` is
+answered from memory while a background task rereads it. Only a subject not in
+the cache is read on the request path (one query). A revocation made through
+this process's registry takes effect on the very next request; one made by
+another process within `DeviceConfig.sync_seconds` (the sync loop reads the
+audit trail).
 """
 
 from __future__ import annotations
@@ -420,6 +425,7 @@ class DeviceAssessor:
             if not await registry.add_device(device):
                 return False
             plan.known = Known.of(device)
+            plan.known.known_digest = signals.digest if signals else None
             entry.devices[device.device_id] = plan.known
         elif plan.drift and plan.known is not None and signals is not None:
             known = plan.known
@@ -438,7 +444,7 @@ class DeviceAssessor:
                 signals.signal_id,
                 signals.graph_key,
             )
-            known.digest = signals.digest
+            known.known_digest = signals.digest
             known.sim_changed_at, known.last_seen = sim_at, now
         elif plan.touch and plan.known is not None:
             await registry.touch(subject, plan.known.device_id, now)

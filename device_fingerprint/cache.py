@@ -66,16 +66,23 @@ class Known:
     graph_key: str | None
     last_seen: float
     sim_changed_at: float | None
-    digest: str
-    """`signals.features_digest` of `features`: drift is a different digest."""
     first_seen: float
+    known_digest: str | None = None
+    """`digest`, once computed or known."""
+
+    @property
+    def digest(self) -> str:
+        """`signals.features_digest` of `features`: drift is a different digest. Computed
+        when first compared — not at load, where most of a subject's devices are unused."""
+        if self.known_digest is None:
+            self.known_digest = features_digest(self.features)
+        return self.known_digest
 
     @classmethod
     def of(cls, d: Device) -> Known:
         return cls(
             d.device_id, d.kind, d.state, d.key_bound, dict(d.features), d.signal_id,
-            d.graph_key, d.last_seen, d.sim_changed_at, features_digest(d.features),
-            d.first_seen,
+            d.graph_key, d.last_seen, d.sim_changed_at, d.first_seen,
         )  # fmt: skip
 
 
