@@ -49,7 +49,7 @@ from typing import Any, Final, Literal
 from device_fingerprint.assessment import DeviceAssessment, TrustLevel
 from device_fingerprint.config import DeviceConfig
 from device_fingerprint.registry_schema import MIGRATIONS
-from storage import Database, Row, open_database
+from storage import Database, IntegrityViolation, Row, open_database
 
 __all__ = [
     "Actor",
@@ -220,7 +220,9 @@ class DeviceRegistry:
 
     async def flush(self) -> None:
         """Write everything queued so far in one transaction. On failure the batch is
-        queued again (under newer writes) and the error raised."""
+        queued again (under newer writes) and the error raised — except a constraint
+        violation, which no retry can cure: that batch is dropped (logged), so one bad
+        row cannot block every later write."""
         async with self._flush_lock:
             batch = self._queue
             if not batch.size:
@@ -228,6 +230,8 @@ class DeviceRegistry:
             self._queue, self._inflight = _Queue(), batch
             try:
                 await self._write(batch)
+            except IntegrityViolation:
+                log.error("device registry batch refused, dropped", extra={"rows": batch.size})
             except BaseException:
                 self._queue.merge_older(batch)
                 raise

@@ -236,3 +236,16 @@ async def test_a_queue_full_of_writes_is_flushed_before_it_grows(
     finally:
         await here.close()
         await there.close()
+
+
+async def test_a_batch_the_database_refuses_does_not_block_later_writes(
+    registry: DeviceRegistry,
+) -> None:
+    first = await seen(DeviceAssessor(registry), ALICE, 41)
+    [device] = await registry.list_devices(ALICE)
+    await registry.add_device(replace(device, subject="u-bob", kind="bogus"))  # CHECK fails
+    await registry.flush()  # refused and dropped, not raised forever
+    assert registry.queued == 0 and await registry.list_devices("u-bob") == []
+    await registry.touch(ALICE, device.device_id, device.last_seen + 60)
+    [after] = await registry.list_devices(ALICE)
+    assert (after.device_id, after.last_seen) == (first.device_id, device.last_seen + 60)
