@@ -13,8 +13,10 @@ Latency: `DeviceAssessor.assess` on a SQLite registry in a temporary directory
 
 * ``cached`` — a subject and fingerprint already resolved (the hot path: no
   database call), over many subjects so the LRU really works;
-* ``drifted`` — a known subject whose device changed (fuzzy match + one UPDATE);
-* ``cold`` — a subject never seen (load, INSERT, sighting);
+* ``drifted`` — a known subject whose device changed (fuzzy match; the new
+  reference features are queued for the registry's background writer);
+* ``cold`` — a subject never seen (one read of its devices; the first sighting
+  and the graph sighting are queued);
 * ``bad payload`` — a malformed payload refused.
 
 The baseline, measured in the same run, is ``json.loads`` of the same payloads:

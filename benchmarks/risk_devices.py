@@ -17,21 +17,44 @@ beside every verdict to count device-id false merges and false splits, with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import random
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from benchmarks.risk_world import DAY, City, Customer
 from device_fingerprint import assessor, registry, synthetic
 from device_fingerprint import config as device_config
 from device_fingerprint.assessment import DeviceAssessment, TrustLevel
+from device_fingerprint.signals import signals_from_payload
 
-__all__ = ["DeviceLab", "Handle"]
+__all__ = ["CASES", "Case", "DeviceLab", "Handle", "Timing"]
 
 DRIFT_EVERY = 30 * DAY
 """`synthetic.drift` is one month of normal use."""
+
+Case = Literal["cached", "reloaded", "drift", "first sighting", "other"]
+CASES: tuple[Case, ...] = ("cached", "reloaded", "drift", "first sighting", "other")
+"""What one assessment had to do, told from outside the assessor: *first sighting* (the
+verdict says ``device:new``), *drift* (the device's features differ from the last ones
+this device id was seen with), *reloaded* (the subject was not assessed within
+`DeviceConfig.cache_ttl`, so its devices were read from the registry), *cached*
+(none of those), *other* (no device id: a refused payload, no signals)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The last `DeviceLab.assess`: the assessor's own wall and thread CPU time (ns), and
+    its case. The harness's work (rendering the payload, counting ids) is outside."""
+
+    wall_ns: int
+    cpu_ns: int
+    case: Case
 
 
 @dataclass(slots=True)
@@ -70,6 +93,12 @@ class DeviceLab:
         self._uids: dict[str, set[str]] = {}
         """subject -> the physical devices seen for them."""
         self._recorded = self._split = self._merge_trials = self._merged = 0
+        self._digests: dict[tuple[str, str], str] = {}
+        """(subject, device id) -> the features digest it was last seen with."""
+        self._assessed: dict[str, float] = {}
+        """subject -> when it was last assessed (simulated clock)."""
+        self._ttl = device_config.DeviceConfig().cache_ttl
+        self.last = Timing(0, 0, "other")
 
     async def start(self) -> None:
         url = f"sqlite:///{Path(self._dir.name) / 'devices.db'}"
@@ -152,11 +181,37 @@ class DeviceLab:
         device = handle.device
         if place is not None:
             device = replace(device, region=place.country, tz=place.tz)
-        obs = synthetic.observe(device, subject, now=at, key_thumbprint=handle.key)
-        verdict = await self._assessor.assess(replace(obs, client_ip=ip), region=region)
+        obs = replace(
+            synthetic.observe(device, subject, now=at, key_thumbprint=handle.key), client_ip=ip
+        )
+        assess = self._assessor.assess
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+        verdict = await assess(obs, region=region)
+        t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        self.last = Timing(t1 - t0, c1 - c0, self._case(obs.signals, subject, at, verdict))
         if handle.legitimate and verdict.device_id is not None:
             self._count(subject, handle.device.uid, verdict.device_id)
         return verdict
+
+    def _case(
+        self, payload: bytes | None, subject: str, at: float, verdict: DeviceAssessment
+    ) -> Case:
+        last, self._assessed[subject] = self._assessed.get(subject), at
+        if verdict.device_id is None:
+            return "other"
+        digest = ""
+        if payload is not None:
+            with contextlib.suppress(Exception):  # the assessor judged it; not our business
+                digest = signals_from_payload(json.loads(payload)).digest
+        before = self._digests.get((subject, verdict.device_id))
+        self._digests[(subject, verdict.device_id)] = digest
+        if "device:new" in verdict.reasons:
+            return "first sighting"
+        if before is not None and before != digest:
+            return "drift"
+        if last is None or at - last >= self._ttl:
+            return "reloaded"
+        return "cached"
 
     def _count(self, subject: str, uid: str, device_id: str) -> None:
         """`device_fingerprint.id_quality`'s definitions, per subject: a *split* is a device

@@ -66,12 +66,23 @@ class Results:
     """Per label: each measured session's score and reasons (for explaining the misses)."""
     requests: int = 0
     device_ns: array.array[int] = field(default_factory=lambda: array.array("q"))
-    """Per measured request: the device assessment's wall time (ns)."""
+    """Per measured request: the device assessor's wall time (ns), `DeviceAssessor.assess`
+    alone (the simulator's rendering of the payload is left out)."""
     risk_ns: array.array[int] = field(default_factory=lambda: array.array("q"))
     """Per measured request: the risk scorer's wall time (ns)."""
-    cpu_ns: array.array[int] = field(default_factory=lambda: array.array("q"))
-    """Per measured request: this thread's CPU time for both (ns): the wall time less
-    the moments the machine gave the CPU to someone else."""
+    device_cpu_ns: array.array[int] = field(default_factory=lambda: array.array("q"))
+    """Per measured request: this thread's CPU time in the device assessor (ns): the wall
+    time less the moments the machine gave the CPU to someone else."""
+    risk_cpu_ns: array.array[int] = field(default_factory=lambda: array.array("q"))
+    """Per measured request: this thread's CPU time in the risk scorer (ns)."""
+    cases: list[str] = field(default_factory=list)
+    """Per measured request: what the device assessment had to do (`risk_devices.CASES`)."""
+
+    @property
+    def cpu_ns(self) -> array.array[int]:
+        """Per measured request: this thread's CPU time for both (ns)."""
+        pairs = zip(self.device_cpu_ns, self.risk_cpu_ns, strict=True)
+        return array.array("q", (d + r for d, r in pairs))
 
 
 def threshold_at(legit: list[int], fpr: float) -> int:
@@ -151,9 +162,9 @@ class Simulation:
         verdict: DeviceAssessment | None = None
         clock, cpu = time.perf_counter_ns, time.thread_time_ns
         for req in session.requests:
-            c0 = cpu()
-            t0 = clock()
-            located = scorer.locate(req.ip)
+            c0, t0 = cpu(), clock()
+            located = scorer.locate(req.ip)  # the gateway's step before the assessor
+            t1, c1 = clock(), cpu()
             verdict = await self.devices.assess(
                 session.device,
                 session.subject,
@@ -162,8 +173,9 @@ class Simulation:
                 located.country if located is not None else None,
                 req.place,
             )
-            t1 = clock()
+            device = self.devices.last
             amount = None if req.amount is None else Decimal(str(req.amount))
+            c2, t2 = cpu(), clock()
             risk = await scorer.score(
                 RiskObservation(
                     subject=session.subject,
@@ -176,13 +188,14 @@ class Simulation:
                     keystrokes=req.keystrokes,
                 )
             )
-            t2 = clock()
-            c2 = cpu()
+            t3, c3 = clock(), cpu()
             results.requests += 1
             if session.measured:
-                results.device_ns.append(t1 - t0)
-                results.risk_ns.append(t2 - t1)
-                results.cpu_ns.append(c2 - c0)
+                results.device_ns.append(t1 - t0 + device.wall_ns)
+                results.risk_ns.append(t3 - t2)
+                results.device_cpu_ns.append(c1 - c0 + device.cpu_ns)
+                results.risk_cpu_ns.append(c3 - c2)
+                results.cases.append(device.case)
             high = max(high, risk.score)
             seen.update(risk.reasons)
         low = high <= self.config.profile.learn_max_score

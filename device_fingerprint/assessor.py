@@ -28,13 +28,18 @@ with another device's fingerprint), ``graph:shared_device`` (the device served
 subject used `hop_new_devices` new devices within `hop_window`; not held against
 a bound device, so the owner can still act), ``sim:changed``.
 
-Hot path: a subject already cached with a fingerprint already resolved costs no
-database call. Cache misses, first sightings, drift, hourly ``last_seen``
-touches and minute-old graph counts go to the registry under a per-subject lock.
-A revocation made through this process's registry takes effect on the very next
-request; one made by another process within `DeviceConfig.sync_seconds` (the
-sync loop reads the audit trail), and cached subjects are reloaded after
-`cache_ttl` regardless.
+Request path (issue 5, check 3: p99 <= 1 ms with the risk score): a cached
+subject costs no database call, whatever the device did. First sightings,
+drift and hourly ``last_seen`` touches change the cached devices in memory
+under a per-subject lock and are queued for the registry's background writer
+(`DeviceRegistry.flush`, write-behind); shared-device sightings are queued and
+counted in a per-process graph view that a background task refreshes from the
+registry every `graph_refresh`; a cached subject older than `cache_ttl` is
+answered from memory while a background task rereads it. Only a subject not in
+the cache is read on the request path (one query). A revocation made through
+this process's registry takes effect on the very next request; one made by
+another process within `DeviceConfig.sync_seconds` (the sync loop reads the
+audit trail).
 """
 
 from __future__ import annotations
@@ -43,14 +48,15 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from device_fingerprint import consistency
 from device_fingerprint.assessment import DeviceAssessment, DeviceObservation, TrustLevel
-from device_fingerprint.cache import LRU, Known, SubjectEntry
+from device_fingerprint.cache import LRU, GraphView, Known, SubjectEntry
 from device_fingerprint.config import DeviceConfig
 from device_fingerprint.matching import Matcher
 from device_fingerprint.payload import PayloadError, read_payload
@@ -63,6 +69,8 @@ log = logging.getLogger("ztgate.device.assessor")
 SYNC_OVERLAP: Final = 30.0
 """Seconds of the audit trail re-read on every sync (late commits, clock skew)."""
 _LOCKS: Final = 64
+_BACKGROUND: Final = 256
+"""Background reloads and graph refreshes in flight at most (more wait for a later request)."""
 
 
 @dataclass(slots=True)
@@ -75,13 +83,12 @@ class _Plan:
     drift: bool = False
     sim_changed: bool = False
     touch: bool = False
-    sight: bool = False
-    recount: bool = False
     anomalies: list[str] = field(default_factory=list)
 
     @property
     def cold(self) -> bool:
-        return self.new or self.drift or self.touch or self.sight or self.recount
+        """The subject's devices change (in memory, under the subject's lock)."""
+        return self.new or self.drift or self.touch
 
 
 class DeviceAssessor:
@@ -98,8 +105,11 @@ class DeviceAssessor:
         self._matcher = Matcher(self._config)
         self._payloads: LRU[bytes, Signals | str] = LRU(self._config.payload_cache)
         self._subjects: LRU[str, SubjectEntry] = LRU(self._config.cache_subjects)
-        self._farm: LRU[str, tuple[int, float]] = LRU(self._config.cache_subjects)
+        self._farm: LRU[str, GraphView] = LRU(self._config.cache_subjects)
         self._locks = [asyncio.Lock() for _ in range(_LOCKS)]
+        self._generation = 0
+        """Bumped by every `evict`: a load that raced an eviction is not cached."""
+        self._background: set[asyncio.Task[None]] = set()
         self._sync_mark = clock()
         self._synced: dict[str, float] = {}
         self._sync_task: asyncio.Task[None] | None = None
@@ -111,6 +121,7 @@ class DeviceAssessor:
 
     def evict(self, subject: str) -> None:
         """Forget `subject`'s cached devices (a binding changed)."""
+        self._generation += 1
         self._subjects.pop(subject)
 
     # -- the one public verdict -----------------------------------------------------------
@@ -220,26 +231,109 @@ class DeviceAssessor:
         self, subject: str, signals: Signals | None, key_id: str | None, now: float
     ) -> _Plan:
         entry = self._subjects.get(subject)
-        if entry is not None and now - entry.loaded_at < self._config.cache_ttl:
+        if entry is not None:
+            if now - entry.loaded_at >= self._config.cache_ttl:
+                self._reload_later(subject, entry)
             plan = self._plan(entry, subject, signals, key_id, now)
             if not plan.cold:
+                await self._graph(plan, entry, subject, signals, now)
                 return plan
         async with self._locks[hash(subject) % _LOCKS]:
             for _ in range(2):
                 entry = await self._entry(subject, now)
                 plan = self._plan(entry, subject, signals, key_id, now)
                 if await self._apply(entry, subject, signals, plan, now):
+                    await self._graph(plan, entry, subject, signals, now)
                     return plan
-                self.evict(subject)  # another worker recorded it first: reload, once
+                self.evict(subject)  # a first sighting already queued: reload, once
             raise RuntimeError("device record kept changing")
 
     async def _entry(self, subject: str, now: float) -> SubjectEntry:
+        """The subject's cached devices; read from the registry only when not cached
+        (a stale entry is used, and reloaded in the background: `_reload_later`)."""
         entry = self._subjects.get(subject)
-        if entry is None or now - entry.loaded_at >= self._config.cache_ttl:
-            devices, recent = await self._registry.subject_devices(subject, now)
-            entry = SubjectEntry({d.device_id: Known.of(d) for d in devices}, recent, now)
-            self._subjects.put(subject, entry)
+        if entry is None:
+            generation = self._generation
+            entry = await self._load(subject, now)
+            if generation == self._generation:  # no binding changed meanwhile
+                self._subjects.put(subject, entry)
+        elif now - entry.loaded_at >= self._config.cache_ttl:
+            self._reload_later(subject, entry)
         return entry
+
+    async def _load(self, subject: str, now: float) -> SubjectEntry:
+        devices, _ = await self._registry.subject_devices(subject, now)
+        return SubjectEntry({d.device_id: Known.of(d) for d in devices}, now)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` in the background (bounded; False, and `work` dropped, when full)."""
+        if len(self._background) >= _BACKGROUND:
+            work.close()
+            return False
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    def _reload_later(self, subject: str, stale: SubjectEntry) -> None:
+        """`cache_ttl` passed: this request uses the cached devices, a background task
+        rereads them (bindings changed elsewhere reach us through `sync_changes`; this
+        reload is the backstop, and off the request path)."""
+        if not stale.reloading:
+            stale.reloading = self._spawn(self._reload(subject, stale))
+
+    async def _reload(self, subject: str, stale: SubjectEntry) -> None:
+        """Without the subject's lock (requests must not wait for it): the result is
+        dropped if the entry was evicted, or changed by a request, meanwhile."""
+        try:
+            generation, version = self._generation, stale.version
+            fresh = await self._load(subject, self._clock())
+            if (
+                generation == self._generation
+                and version == stale.version
+                and self._subjects.get(subject) is stale
+            ):
+                fresh.memo, fresh.sighted = stale.memo, stale.sighted
+                self._subjects.put(subject, fresh)
+        except Exception as exc:  # the stale entry stays; the next request retries
+            log.warning("device reload failed", extra={"error_type": type(exc).__name__})
+        finally:
+            stale.reloading = False
+
+    async def _graph(
+        self, plan: _Plan, entry: SubjectEntry, subject: str, signals: Signals | None, now: float
+    ) -> None:
+        """The shared-device graph, from memory: record the subject's sighting (queued,
+        at most every `touch_seconds`) and count the device's subjects in this process's
+        view, which a background task refreshes from the registry every `graph_refresh`
+        (other processes' sightings)."""
+        graph_key = signals.graph_key if signals is not None else None
+        if graph_key is None:
+            return
+        config = self._config
+        view = self._farm.get(graph_key)
+        if view is None:
+            view = GraphView(self._registry.queued_sightings(graph_key), -math.inf)
+            self._farm.put(graph_key, view)
+        if now - entry.sighted.get(graph_key, -math.inf) >= config.touch_seconds:
+            entry.sighted[graph_key] = now
+            view.subjects[subject] = max(now, view.subjects.get(subject, now))
+            await self._registry.record_sighting(graph_key, subject, now)
+        if now - view.loaded_at >= config.graph_refresh and not view.refreshing:
+            view.refreshing = self._spawn(self._refresh_graph(graph_key, view))
+        if view.count(now - config.farm_window) >= config.farm_subjects:
+            plan.anomalies.append("graph:shared_device")
+
+    async def _refresh_graph(self, graph_key: str, view: GraphView) -> None:
+        try:
+            now = self._clock()
+            seen = await self._registry.subjects_seen(graph_key, now)
+            view.merge(seen, now - self._config.farm_window)
+            view.loaded_at = now
+        except Exception as exc:  # the view stays as it was; the next request retries
+            log.warning("device graph refresh failed", extra={"error_type": type(exc).__name__})
+        finally:
+            view.refreshing = False
 
     def _plan(
         self,
@@ -289,16 +383,8 @@ class DeviceAssessor:
                 changed is not None and now - changed <= config.sim_change_window
             ):
                 plan.anomalies.append("sim:changed")
-        graph_key = signals.graph_key if signals is not None else None
-        if graph_key is not None:
-            plan.sight = now - entry.sighted.get(graph_key, -1e18) >= config.touch_seconds
-            farm = self._farm.get(graph_key)
-            plan.recount = not plan.sight and (
-                farm is None or now - farm[1] >= config.graph_refresh
-            )
-            if farm is not None and farm[0] >= config.farm_subjects:
-                plan.anomalies.append("graph:shared_device")
-        if entry.recent_new + (1 if plan.new else 0) >= config.hop_new_devices:
+        recent = entry.new_since(now - config.hop_window)
+        if recent + (1 if plan.new else 0) >= config.hop_new_devices:
             plan.anomalies.append("graph:device_hopping")
         return plan
 
@@ -317,6 +403,7 @@ class DeviceAssessor:
     ) -> bool:
         """Write what `plan` needs and mirror it into `entry`; False on a lost insert race."""
         registry = self._registry
+        entry.version += 1
         if plan.new:
             device = Device(
                 subject=subject,
@@ -338,8 +425,8 @@ class DeviceAssessor:
             if not await registry.add_device(device):
                 return False
             plan.known = Known.of(device)
+            plan.known.known_digest = signals.digest if signals else None
             entry.devices[device.device_id] = plan.known
-            entry.recent_new += 1
         elif plan.drift and plan.known is not None and signals is not None:
             known = plan.known
             sim_at = now if plan.sim_changed else known.sim_changed_at
@@ -357,26 +444,13 @@ class DeviceAssessor:
                 signals.signal_id,
                 signals.graph_key,
             )
-            known.digest = signals.digest
+            known.known_digest = signals.digest
             known.sim_changed_at, known.last_seen = sim_at, now
         elif plan.touch and plan.known is not None:
             await registry.touch(subject, plan.known.device_id, now)
             plan.known.last_seen = now
         if signals is not None and plan.known is not None:
             entry.remember(signals.signal_id, plan.known.device_id)
-        graph_key = signals.graph_key if signals is not None else None
-        if graph_key is not None and (plan.sight or plan.recount):
-            if plan.sight:
-                count = await registry.sight(graph_key, subject, now)
-                entry.sighted[graph_key] = now
-            else:
-                count = await registry.subjects_of(graph_key, now)
-            self._farm.put(graph_key, (count, now))
-            shared = "graph:shared_device"
-            with contextlib.suppress(ValueError):
-                plan.anomalies.remove(shared)  # the fresh count decides
-            if count >= self._config.farm_subjects:
-                plan.anomalies.append(shared)
         return True
 
     # -- other processes' changes -------------------------------------------------------------
@@ -412,8 +486,12 @@ class DeviceAssessor:
                 log.warning("device change sync failed", extra={"error_type": type(exc).__name__})
 
     async def close(self) -> None:
+        """Stop the sync loop and the background reloads (the registry's queued writes
+        are flushed by `DeviceRegistry.close`)."""
         task, self._sync_task = self._sync_task, None
-        if task is not None:
-            task.cancel()
+        tasks = [*self._background, *([task] if task is not None else [])]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await t

@@ -143,6 +143,13 @@ class DeviceConfig:
     """``last_seen`` of a device is written at most this often."""
     graph_refresh: float = 60.0
     """A cached shared-device count is recounted after this many seconds."""
+    write_behind_seconds: float = 1.0
+    """First sightings, drift, ``last_seen`` and shared-device sightings are written in
+    the background at least this often (`DeviceRegistry.flush`): a crash loses at most
+    this much of them; bindings and revocations are written at once."""
+    write_behind_max: int = 1000
+    """Queued registry writes that trigger a flush before the interval; a request that
+    finds this many queued waits for it (memory stays bounded when the database is slow)."""
 
     def __post_init__(self) -> None:
         _weights_ok(self.web, "web")
@@ -165,6 +172,8 @@ class DeviceConfig:
             "sync_seconds": (0.05, 60.0),
             "touch_seconds": (1.0, 86400.0),
             "graph_refresh": (1.0, 86400.0),
+            "write_behind_seconds": (0.01, 60.0),
+            "write_behind_max": (1, 1_000_000),
         }
         for key, (low, high) in ranges.items():
             value = getattr(self, key)

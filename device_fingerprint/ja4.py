@@ -37,6 +37,7 @@ users show the proxy's stack: an operator who must serve them can drop
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -79,8 +80,10 @@ class Ja4:
         return self.alpn in ("h2", "h3")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ja4(value: str | None) -> Ja4 | None:
-    """Parse a JA4 string; None when absent or not a JA4 (the edge sent nothing usable)."""
+    """Parse a JA4 string; None when absent or not a JA4 (the edge sent nothing usable).
+    Cached: a fleet's clients share a few hundred JA4s (bounded; values are 36 chars)."""
     if not value or len(value) != 36:
         return None
     m = _JA4.fullmatch(value)

@@ -6,7 +6,20 @@ SQL on `storage` (SQLite by default, PostgreSQL for a fleet); tables in
 * the customer and the bank (`bind`, `list_devices`, `rename`, `revoke`,
   `audit`) — every change is written with its audit row in one transaction;
 * `DeviceAssessor`, which keeps what it reads in a per-process cache and writes
-  only on first sightings, drift and hourly ``last_seen`` touches.
+  only on first sightings, drift, hourly ``last_seen`` touches and shared-device
+  sightings — *write-behind*: those calls only queue the write (coalesced per row)
+  and return, and a background task writes the queue in one transaction every
+  `DeviceConfig.write_behind_seconds`, or at once when `write_behind_max` are
+  queued, and on `close` (issue 5, check 3: no database write on the request path).
+
+Read-your-writes in this process: every read and every binding change first
+flushes what concerns it (`subject_devices` the subject's queued writes, the
+customer's and bank's operations everything), and `subjects_of` counts queued
+sightings too. A crash loses at most the last interval's queued writes — first
+sightings, drift, ``last_seen`` and sightings, never a binding or a revocation
+(docs/device.md, "Write-behind"). A first sighting another process recorded
+first wins (``ON CONFLICT DO NOTHING``); this process's cache keeps its own
+copy until it reloads the subject.
 
 Binding rules: only the customer binds, from the device being bound (the
 `DeviceAssessment` of the current request names it), after an authentication of
@@ -21,12 +34,16 @@ Changes reach other processes' caches through `changes_since` (the audit table);
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
+import logging
 import secrets
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from device_fingerprint.assessment import DeviceAssessment, TrustLevel
@@ -43,6 +60,7 @@ __all__ = [
     "open_registry",
 ]
 
+log = logging.getLogger("ztgate.device.registry")
 State = Literal["known", "bound", "revoked"]
 MAX_NAME: Final = 64
 MAX_REASON: Final = 200
@@ -108,6 +126,15 @@ def _device(r: Row) -> Device:
     )  # fmt: skip
 
 
+def _columns(d: Device) -> tuple[Any, ...]:
+    """`d` as the parameters of an insert of `_DEVICE_COLUMNS`."""
+    return (
+        d.subject, d.device_id, d.kind, d.label, d.name, d.state, int(d.key_bound),
+        d.signal_id, d.graph_key, json.dumps(d.features, sort_keys=True), d.first_seen,
+        d.last_seen, d.bound_at, d.revoked_at, d.sim_changed_at,
+    )  # fmt: skip
+
+
 def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -120,6 +147,41 @@ def _clean_text(value: str, limit: int, code: str) -> str:
     return text
 
 
+@dataclass(slots=True)
+class _Queue:
+    """Writes not yet in the database, coalesced per row (the latest wins)."""
+
+    inserts: dict[tuple[str, str], Device] = field(default_factory=dict)
+    """(subject, device id) → a first sighting (later drift and touches folded in)."""
+    updates: dict[tuple[str, str], tuple[str, str | None, str | None, float | None, float]] = field(
+        default_factory=dict
+    )
+    """(subject, device id) → (features JSON, signal id, graph key, SIM changed, last seen)."""
+    touches: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(subject, device id) → last seen."""
+    sightings: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    """graph key → subject → (first seen, last seen)."""
+    subjects: set[str] = field(default_factory=set)
+    """Subjects with queued device rows (reads of them flush first)."""
+    size: int = 0
+
+    def merge_older(self, older: _Queue) -> None:
+        """Put back a batch that failed to write, under the writes queued since."""
+        for key, device in older.inserts.items():
+            self.inserts.setdefault(key, device)
+        for key, update in older.updates.items():
+            self.updates.setdefault(key, update)
+        for key, at in older.touches.items():
+            self.touches[key] = max(at, self.touches.get(key, at))
+        for graph_key, seen in older.sightings.items():
+            mine = self.sightings.setdefault(graph_key, {})
+            for subject, (first, last) in seen.items():
+                f, la = mine.get(subject, (first, last))
+                mine[subject] = (min(first, f), max(last, la))
+        self.subjects |= older.subjects
+        self.size += older.size
+
+
 class DeviceRegistry:
     def __init__(self, db: Database, config: DeviceConfig) -> None:
         self._db = db
@@ -127,9 +189,142 @@ class DeviceRegistry:
         self._listeners: list[Callable[[str], None]] = []
         self._writes = 0
         self.dialect = db.dialect
+        self._queue = _Queue()
+        self._inflight: _Queue | None = None
+        self._flush_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def close(self) -> None:
-        await self._db.close()
+        """Write what is queued, then close the database (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        task, self._writer = self._writer, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
+
+    # -- write-behind ------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Writes waiting for the next flush (coalesced rows)."""
+        return self._queue.size
+
+    async def flush(self) -> None:
+        """Write everything queued so far in one transaction. On failure the batch is
+        queued again (under newer writes) and the error raised — except a constraint
+        violation, which no retry can cure: that batch is dropped (logged), so one bad
+        row cannot block every later write."""
+        async with self._flush_lock:
+            batch = self._queue
+            if not batch.size:
+                return
+            self._queue, self._inflight = _Queue(), batch
+            try:
+                await self._write(batch)
+            except IntegrityViolation:
+                log.error("device registry batch refused, dropped", extra={"rows": batch.size})
+            except BaseException:
+                self._queue.merge_older(batch)
+                raise
+            finally:
+                self._inflight = None
+
+    async def _write(self, batch: _Queue) -> None:
+        sightings = [
+            (graph_key, subject, first, last)
+            for graph_key, seen in batch.sightings.items()
+            for subject, (first, last) in seen.items()
+        ]
+        async with self._db.transaction() as tx:
+            if batch.inserts:
+                await tx.execute_many(
+                    f"INSERT INTO device_devices ({_DEVICE_COLUMNS}) VALUES"  # noqa: S608
+                    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    " ON CONFLICT (subject, device_id) DO NOTHING",
+                    [_columns(d) for d in batch.inserts.values()],
+                )
+                await tx.execute_many(
+                    "DELETE FROM device_devices WHERE subject = $1 AND state = 'known'"
+                    " AND device_id NOT IN (SELECT device_id FROM device_devices"
+                    " WHERE subject = $1 AND state = 'known' ORDER BY last_seen DESC LIMIT $2)",
+                    [
+                        (subject, self._config.max_known_devices)
+                        for subject in {subject for subject, _ in batch.inserts}
+                    ],
+                )
+            if batch.updates:
+                await tx.execute_many(
+                    "UPDATE device_devices SET features = $3, signal_id = $4, graph_key = $5,"
+                    " sim_changed_at = $6, last_seen = $7 WHERE subject = $1 AND device_id = $2",
+                    [(s, d, *update) for (s, d), update in batch.updates.items()],
+                )
+            if batch.touches:
+                await tx.execute_many(
+                    "UPDATE device_devices SET last_seen = $3 WHERE subject = $1"
+                    " AND device_id = $2 AND last_seen < $3",
+                    [(s, d, at) for (s, d), at in batch.touches.items()],
+                )
+            if sightings:
+                await tx.execute_many(
+                    "INSERT INTO device_sightings (graph_key, subject, first_seen, last_seen)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (graph_key, subject)"
+                    " DO UPDATE SET last_seen = excluded.last_seen"
+                    " WHERE device_sightings.last_seen < excluded.last_seen",
+                    sightings,
+                )
+                before, self._writes = self._writes, self._writes + len(sightings)
+                if before // PURGE_EVERY != self._writes // PURGE_EVERY:
+                    newest = max(last for *_, last in sightings)
+                    await tx.execute(
+                        "DELETE FROM device_sightings WHERE last_seen < $1",
+                        newest - self._config.farm_window,
+                    )
+
+    async def _queued(self, subject: str | None = None) -> None:
+        """After queueing: wake the writer when the queue is full (and wait for it when
+        it is twice full: the database is not keeping up). After `close` nothing can
+        be written any more: refused, so the assessor fails closed."""
+        if self._closed:
+            raise RuntimeError("device registry is closed")
+        queue = self._queue
+        queue.size += 1
+        if subject is not None:
+            queue.subjects.add(subject)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop())
+        if queue.size >= self._config.write_behind_max:
+            self._wake.set()
+            if queue.size >= 2 * self._config.write_behind_max:
+                await self.flush()
+
+    async def _write_loop(self) -> None:
+        interval = self._config.write_behind_seconds
+        while True:
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can hold up cancel
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:  # kept queued: the next pass retries
+                log.warning(
+                    "device registry flush failed", extra={"error_type": type(exc).__name__}
+                )
+
+    def _pending(self, subject: str) -> bool:
+        inflight = self._inflight
+        return subject in self._queue.subjects or (
+            inflight is not None and subject in inflight.subjects
+        )
 
     def on_change(self, callback: Callable[[str], None]) -> None:
         """Call `callback(subject)` after every binding change this process makes."""
@@ -166,6 +361,7 @@ class DeviceRegistry:
         label = _clean_text(name, MAX_NAME, "name:invalid")
         at = time.time() if now is None else now
         device_id = assessment.device_id
+        await self.flush()  # the device's first sighting may still be queued
         async with self._db.transaction() as tx:
             if self.dialect == "postgresql":  # serialise binds of one subject (the limit)
                 await tx.execute(
@@ -211,6 +407,7 @@ class DeviceRegistry:
         self._may_manage(subject, actor)
         label = _clean_text(name, MAX_NAME, "name:invalid")
         at = time.time() if now is None else now
+        await self.flush()
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE device_devices SET name = $3 WHERE subject = $1 AND device_id = $2",
@@ -237,6 +434,7 @@ class DeviceRegistry:
         self._may_manage(subject, actor)
         why = _clean_text(reason, MAX_REASON, "reason:invalid") if reason.strip() else ""
         at = time.time() if now is None else now
+        await self.flush()
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE device_devices SET state = 'revoked', revoked_at = $3"
@@ -259,6 +457,7 @@ class DeviceRegistry:
         return True
 
     async def list_devices(self, subject: str) -> list[Device]:
+        await self.flush()
         rows = await self._db.fetch(
             f"SELECT {_DEVICE_COLUMNS} FROM device_devices WHERE subject = $1"  # noqa: S608
             " ORDER BY last_seen DESC, device_id",
@@ -315,40 +514,27 @@ class DeviceRegistry:
 
     async def subject_devices(self, subject: str, now: float) -> tuple[list[Device], int]:
         """The subject's devices (`add_device` keeps at most `max_known_devices` unbound
-        ones), and how many it first used within `DeviceConfig.hop_window`."""
+        ones), and how many it first used within `DeviceConfig.hop_window`. Writes queued
+        for the subject are flushed first."""
+        if self._pending(subject):
+            await self.flush()
         rows = await self._db.fetch(
             f"SELECT {_DEVICE_COLUMNS} FROM device_devices WHERE subject = $1",  # noqa: S608
             subject,
         )
-        [(recent,)] = await self._db.fetch(
-            "SELECT COUNT(*) FROM device_devices WHERE subject = $1 AND first_seen >= $2",
-            subject,
-            now - self._config.hop_window,
-        )
-        return [_device(r) for r in rows], int(recent)
+        devices = [_device(r) for r in rows]
+        since = now - self._config.hop_window
+        return devices, sum(1 for d in devices if d.first_seen >= since)
 
     async def add_device(self, device: Device) -> bool:
-        """Record a first sighting; False if another worker recorded it first. Forgets
-        the subject's least recently seen known devices beyond `max_known_devices`."""
-        async with self._db.transaction() as tx:
-            try:
-                await tx.execute(
-                    f"INSERT INTO device_devices ({_DEVICE_COLUMNS}) VALUES"  # noqa: S608
-                    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                    device.subject, device.device_id, device.kind, device.label, device.name,
-                    device.state, int(device.key_bound), device.signal_id, device.graph_key,
-                    json.dumps(device.features, sort_keys=True), device.first_seen,
-                    device.last_seen, device.bound_at, device.revoked_at, device.sim_changed_at,
-                )  # fmt: skip
-            except IntegrityViolation:
-                return False
-            await tx.execute(
-                "DELETE FROM device_devices WHERE subject = $1 AND state = 'known'"
-                " AND device_id NOT IN (SELECT device_id FROM device_devices"
-                " WHERE subject = $1 AND state = 'known' ORDER BY last_seen DESC LIMIT $2)",
-                device.subject,
-                self._config.max_known_devices,
-            )
+        """Queue a first sighting (write-behind); False if this process has one queued for
+        the same row already. Forgets the subject's least recently seen known devices
+        beyond `max_known_devices` when written."""
+        key = (device.subject, device.device_id)
+        if key in self._queue.inserts:
+            return False
+        self._queue.inserts[key] = device
+        await self._queued(device.subject)
         return True
 
     async def update_signals(
@@ -362,55 +548,88 @@ class DeviceRegistry:
         sim_changed_at: float | None,
         now: float,
     ) -> None:
-        """Drift: the device's latest features become its reference."""
-        await self._db.execute(
-            "UPDATE device_devices SET features = $3, signal_id = $4, graph_key = $5,"
-            " sim_changed_at = $6, last_seen = $7 WHERE subject = $1 AND device_id = $2",
-            subject,
-            device_id,
-            json.dumps(features, sort_keys=True),
-            signal_id,
-            graph_key,
-            sim_changed_at,
-            now,
-        )
+        """Drift: the device's latest features become its reference (write-behind)."""
+        key = (subject, device_id)
+        queue = self._queue
+        queue.touches.pop(key, None)
+        added = queue.inserts.get(key)
+        if added is not None:
+            queue.inserts[key] = dataclasses.replace(
+                added,
+                features=dict(features),
+                signal_id=signal_id,
+                graph_key=graph_key,
+                sim_changed_at=sim_changed_at,
+                last_seen=now,
+            )
+            return
+        text = json.dumps(features, sort_keys=True)
+        fresh = key not in queue.updates
+        queue.updates[key] = (text, signal_id, graph_key, sim_changed_at, now)
+        if fresh:
+            await self._queued(subject)
 
     async def touch(self, subject: str, device_id: str, now: float) -> None:
-        await self._db.execute(
-            "UPDATE device_devices SET last_seen = $3 WHERE subject = $1 AND device_id = $2"
-            " AND last_seen < $3",
-            subject,
-            device_id,
-            now,
-        )
+        """``last_seen`` (write-behind; never moves back)."""
+        key = (subject, device_id)
+        queue = self._queue
+        added = queue.inserts.get(key)
+        if added is not None:
+            if now > added.last_seen:
+                queue.inserts[key] = dataclasses.replace(added, last_seen=now)
+            return
+        update = queue.updates.get(key)
+        if update is not None:
+            if now > update[4]:
+                queue.updates[key] = (*update[:4], now)
+            return
+        before = queue.touches.get(key)
+        queue.touches[key] = now if before is None else max(before, now)
+        if before is None:
+            await self._queued(subject)
 
     async def sight(self, graph_key: str, subject: str, now: float) -> int:
-        """Record that `subject` used the device `graph_key`; return how many distinct
-        subjects used it within `DeviceConfig.farm_window`."""
-        await self._db.execute(
-            "INSERT INTO device_sightings (graph_key, subject, first_seen, last_seen)"
-            " VALUES ($1, $2, $3, $3) ON CONFLICT (graph_key, subject)"
-            " DO UPDATE SET last_seen = excluded.last_seen"
-            " WHERE device_sightings.last_seen < excluded.last_seen",
-            graph_key,
-            subject,
-            now,
-        )
-        self._writes += 1
-        if self._writes % PURGE_EVERY == 0:
-            await self._db.execute(
-                "DELETE FROM device_sightings WHERE last_seen < $1",
-                now - self._config.farm_window,
-            )
+        """Record that `subject` used the device `graph_key` (write-behind); return how
+        many distinct subjects used it within `DeviceConfig.farm_window`, this one and
+        the queued sightings included."""
+        await self.record_sighting(graph_key, subject, now)
         return await self.subjects_of(graph_key, now)
 
-    async def subjects_of(self, graph_key: str, now: float) -> int:
-        [(count,)] = await self._db.fetch(
-            "SELECT COUNT(*) FROM device_sightings WHERE graph_key = $1 AND last_seen >= $2",
+    async def record_sighting(self, graph_key: str, subject: str, now: float) -> None:
+        """Queue the sighting (write-behind); no database call unless the queue is full."""
+        seen = self._queue.sightings.setdefault(graph_key, {})
+        before = seen.get(subject)
+        seen[subject] = (now, now) if before is None else (before[0], max(before[1], now))
+        if before is None:
+            await self._queued()
+
+    def queued_sightings(self, graph_key: str) -> dict[str, float]:
+        """subject → last seen, of the sightings of `graph_key` not yet written."""
+        out: dict[str, float] = {}
+        for queue in (self._inflight, self._queue):
+            if queue is not None:
+                for subject, (_, last) in queue.sightings.get(graph_key, {}).items():
+                    out[subject] = max(last, out.get(subject, last))
+        return out
+
+    async def subjects_seen(self, graph_key: str, now: float) -> dict[str, float]:
+        """subject → last seen, of the subjects that used `graph_key` within
+        `DeviceConfig.farm_window` (queued sightings included)."""
+        since = now - self._config.farm_window
+        rows = await self._db.fetch(
+            "SELECT subject, last_seen FROM device_sightings"
+            " WHERE graph_key = $1 AND last_seen >= $2",
             graph_key,
-            now - self._config.farm_window,
+            since,
         )
-        return int(count)
+        seen = {r[0]: float(r[1]) for r in rows}
+        for subject, last in self.queued_sightings(graph_key).items():
+            if last >= since and last > seen.get(subject, -1.0):
+                seen[subject] = last
+        return seen
+
+    async def subjects_of(self, graph_key: str, now: float) -> int:
+        return len(await self.subjects_seen(graph_key, now))
 
     async def changes_since(self, since: float) -> list[tuple[str, str, float]]:
         """(audit_id, subject, at) of binding changes at or after `since`."""

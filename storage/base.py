@@ -7,6 +7,7 @@ these protocols; the SQLite driver rewrites the placeholders (`storage.sqlite`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Literal, Protocol
 
@@ -33,6 +34,11 @@ class Executor(Protocol):
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; return the number of rows it changed."""
+        ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per parameter row, in one driver round trip (batched
+        write-behind, e.g. `device_fingerprint.registry`); use inside a transaction."""
         ...
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final, Literal
 
@@ -63,6 +63,12 @@ class _PgExecutor:
             raise _pg_integrity(exc) from exc
         last = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "CREATE TABLE"
         return int(last) if last.isdigit() else 0
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            await self._target.executemany(sql, rows)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _pg_integrity(exc) from exc
 
 
 def _pg_integrity(exc: Exception) -> IntegrityViolation:

@@ -13,7 +13,7 @@ import functools
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -108,6 +108,12 @@ class _SqliteExecutor:
         except sqlite3.IntegrityError as exc:
             raise _sqlite_integrity(exc) from exc
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(_sqlite_sql(sql), rows)
+        except sqlite3.IntegrityError as exc:
+            raise _sqlite_integrity(exc) from exc
+
 
 def _sqlite_integrity(exc: sqlite3.IntegrityError) -> IntegrityViolation:
     name = getattr(exc, "sqlite_errorname", "")
@@ -137,6 +143,10 @@ class SqliteDatabase:
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._lock:
             return await self._exec.execute(sql, *args)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._lock:
+            await self._exec.execute_many(sql, rows)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:

@@ -280,3 +280,65 @@ async def test_caches_are_bounded(registry: DeviceRegistry) -> None:
         "anomalies": [],
     }
     json.dumps(policy)
+
+
+async def test_other_processes_sightings_reach_the_graph_in_the_background(
+    fresh_database: DatabaseURL, clock: Clock
+) -> None:
+    """A process counts its own sightings at once and other processes' from the registry,
+    read in the background (never on the request path): the first request of a device
+    this process has not seen counts only what it knows, the following ones all."""
+    url, schema = fresh_database
+    here_db = await open_registry(url, DeviceConfig(), schema=schema)
+    there_db = await open_registry(url, DeviceConfig(), schema=schema)
+    here = DeviceAssessor(here_db, clock=clock)
+    there = DeviceAssessor(there_db, clock=clock)
+    try:
+        farm = synthetic.device_farm(random.Random(9))
+        for i in range(3):
+            await here.assess(seen_by(farm, f"u-mule-{i}"))
+        await here_db.flush()
+        first = await there.assess(seen_by(farm, "u-mule-3"))
+        assert "graph:shared_device" not in first.anomalies
+        for _ in range(100):  # the refresh lands within a database read
+            await asyncio.sleep(0.01)
+            again = await there.assess(seen_by(farm, "u-mule-3"))
+            if "graph:shared_device" in again.anomalies:
+                break
+        assert "graph:shared_device" in again.anomalies and again.trust is TrustLevel.SUSPICIOUS
+    finally:
+        await here.close()
+        await there.close()
+        await here_db.close()
+        await there_db.close()
+
+
+async def test_a_stale_subject_is_reloaded_in_the_background(
+    fresh_database: DatabaseURL, clock: Clock
+) -> None:
+    """After `cache_ttl` a request answers from the cached devices and a background
+    reload picks up what changed elsewhere (here: a binding whose audit row this
+    process never synced)."""
+    url, schema = fresh_database
+    here_db = await open_registry(url, DeviceConfig(), schema=schema)
+    there_db = await open_registry(url, DeviceConfig(), schema=schema)
+    here = DeviceAssessor(here_db, clock=clock)
+    try:
+        laptop = browser()
+        seen = await here.assess(seen_by(laptop, ALICE))
+        await here_db.flush()
+        await there_db.bind(ALICE, seen, actor=Actor("customer", ALICE), acr=ACR_MFA, name="pc")
+        assert (await here.assess(seen_by(laptop, ALICE))).trust is TrustLevel.KNOWN  # cached
+        clock.now += here.config.cache_ttl + 1
+        stale = await here.assess(seen_by(laptop, ALICE))
+        assert stale.trust is TrustLevel.KNOWN  # answered from memory; reload under way
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            fresh = await here.assess(seen_by(laptop, ALICE))
+            if fresh.trust is TrustLevel.BOUND:
+                break
+        assert fresh.trust is TrustLevel.BOUND
+    finally:
+        await here.close()
+        await here_db.close()
+        await there_db.close()

@@ -170,3 +170,82 @@ async def test_registry_survives_reopening(fresh_database: DatabaseURL) -> None:
         assert (device.device_id, device.state) == (first.device_id, "bound")
     finally:
         await again.close()
+
+
+async def test_assessor_writes_are_behind_but_never_lost_on_close(
+    fresh_database: DatabaseURL,
+) -> None:
+    """First sightings are queued (no write on the request path), visible at once to
+    this process's reads, to another process after the flush, and flushed on close."""
+    url, schema = fresh_database
+    config = DeviceConfig(write_behind_seconds=60.0)  # no timed flush during the test
+    here = await open_registry(url, config, schema=schema)
+    there = await open_registry(url, config, schema=schema)
+    try:
+        first = await seen(DeviceAssessor(here, config), ALICE, 21)
+        assert here.queued > 0
+        assert await there.list_devices(ALICE) == []  # not written yet
+        [mine] = await here.list_devices(ALICE)  # this process reads its own writes
+        assert (mine.device_id, mine.state) == (first.device_id, "known")
+        assert here.queued == 0
+        [theirs] = await there.list_devices(ALICE)
+        assert theirs.device_id == first.device_id
+
+        second = await seen(DeviceAssessor(here, config), "u-bob", 22)
+        assert here.queued > 0
+        await here.close()
+        [bobs] = await there.list_devices("u-bob")
+        assert bobs.device_id == second.device_id
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_write_behind_flushes_on_its_own(fresh_database: DatabaseURL) -> None:
+    url, schema = fresh_database
+    config = DeviceConfig(write_behind_seconds=0.05)
+    here = await open_registry(url, config, schema=schema)
+    there = await open_registry(url, config, schema=schema)
+    try:
+        first = await seen(DeviceAssessor(here, config), ALICE, 23)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await there.list_devices(ALICE):
+            assert asyncio.get_running_loop().time() < deadline, "never flushed"
+            await asyncio.sleep(0.02)
+        [theirs] = await there.list_devices(ALICE)
+        assert theirs.device_id == first.device_id and here.queued == 0
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_a_queue_full_of_writes_is_flushed_before_it_grows(
+    fresh_database: DatabaseURL,
+) -> None:
+    url, schema = fresh_database
+    config = DeviceConfig(write_behind_seconds=60.0, write_behind_max=2, hop_new_devices=100)
+    here = await open_registry(url, config, schema=schema)
+    there = await open_registry(url, config, schema=schema)
+    try:
+        assessor = DeviceAssessor(here, config)
+        for i in range(6):
+            await seen(assessor, ALICE, 30 + i)
+            assert here.queued < 2 * config.write_behind_max + 2  # bounded, whatever the loop
+        await asyncio.sleep(0.1)  # the woken writer's turn
+        assert len(await there.list_devices(ALICE)) >= 4
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_a_batch_the_database_refuses_does_not_block_later_writes(
+    registry: DeviceRegistry,
+) -> None:
+    first = await seen(DeviceAssessor(registry), ALICE, 41)
+    [device] = await registry.list_devices(ALICE)
+    await registry.add_device(replace(device, subject="u-bob", kind="bogus"))  # CHECK fails
+    await registry.flush()  # refused and dropped, not raised forever
+    assert registry.queued == 0 and await registry.list_devices("u-bob") == []
+    await registry.touch(ALICE, device.device_id, device.last_seen + 60)
+    [after] = await registry.list_devices(ALICE)
+    assert (after.device_id, after.last_seen) == (first.device_id, device.last_seen + 60)

@@ -192,3 +192,27 @@ async def test_failed_migration_leaves_nothing(fresh_database: DatabaseURL) -> N
         assert await versions(db, "parcels_schema_version") == [1]
     finally:
         await db.close()
+
+
+async def test_execute_many_in_a_transaction(fresh_database: DatabaseURL) -> None:
+    url, schema = fresh_database
+    db = await open_database(url, ONE, schema=schema)
+    try:
+        async with db.transaction() as tx:
+            await tx.execute_many(
+                "INSERT INTO parcels (id, weight) VALUES ($1, $2)", [("a", 1.0), ("b", 2.5)]
+            )
+            await tx.execute_many("UPDATE parcels SET big = $2 WHERE id = $1", [("b", 7)])
+        assert await db.fetch("SELECT id, weight, big FROM parcels ORDER BY id") == [
+            ("a", 1.0, 0),
+            ("b", 2.5, 7),
+        ]
+        with pytest.raises(IntegrityViolation):  # one bad row rolls the batch back
+            async with db.transaction() as tx:
+                await tx.execute_many(
+                    "INSERT INTO parcels (id, weight) VALUES ($1, $2)", [("c", 1.0), ("a", 1.0)]
+                )
+        await db.execute_many("DELETE FROM parcels WHERE id = $1", [("a",)])
+        assert await db.fetch("SELECT id FROM parcels ORDER BY id") == [("b",)]
+    finally:
+        await db.close()
