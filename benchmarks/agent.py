@@ -58,6 +58,11 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc  # noqa: E402
 from envoy.service.auth.v3.external_auth_pb2 import CheckResponse, OkHttpResponse  # noqa: E402
 from google.rpc import code_pb2, status_pb2  # noqa: E402
 
+from gateway.quotas import DEFAULT_TIERS, QuotaTier  # noqa: E402
+
+UNMETERED = tuple(QuotaTier(t.name, 1_000_000, 60.0) for t in DEFAULT_TIERS)
+"""Quotas still taken on every check, never exhausted by the one benchmark caller."""
+
 METHOD = "/envoy.service.auth.v3.Authorization/Check"
 WARMUP = 1.0
 
@@ -216,7 +221,9 @@ async def _prepare_pipeline(tmp: Path) -> tuple[Any, bytes]:
     from authn.store import open_store
     from tests.gateway.harness import check_request, customer_token, make_config, signals
 
-    config, token_ring, _ = make_config(tmp, check_timeout=1.0, policy_watch_seconds=60.0)
+    config, token_ring, _ = make_config(
+        tmp, check_timeout=1.0, policy_watch_seconds=60.0, quota_tiers=UNMETERED
+    )
     store = await open_store(config.store_url)
     try:
         subject, token = await customer_token(store, token_ring, "bench")

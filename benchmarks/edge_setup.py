@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -32,6 +32,7 @@ from edge_nodes.routes import build_route_configuration
 from edge_nodes.server import ControlPlane, file_loader
 from gateway import config as gateway_config
 from gateway.agent_config import AgentConfig
+from gateway.quotas import DEFAULT_TIERS, QuotaTier
 from tests.edge_nodes.harness import free_port
 from tests.gateway.harness import customer_token, make_config, signals
 
@@ -219,10 +220,17 @@ def _default(name: str) -> Any:
     return next(f.default for f in fields(AgentConfig) if f.name == name)
 
 
+UNMETERED: Final = tuple(QuotaTier(t.name, 1_000_000, 60.0) for t in DEFAULT_TIERS)
+"""The shipped tiers with room for a benchmark's load from one caller: the quota is
+still taken on every check (its cost is measured), it just never refuses."""
+
+
 def _production_defaults(config: AgentConfig) -> AgentConfig:
-    """The test harness's configuration with the shipped timings (deadline, sync rates)."""
+    """The test harness's configuration with the shipped timings (deadline, sync rates)
+    and quotas that a single benchmark caller cannot exhaust."""
     return replace(
         config,
+        quota_tiers=UNMETERED,
         check_timeout=_default("check_timeout"),
         revocation_sync_seconds=_default("revocation_sync_seconds"),
         revocation_max_staleness=_default("revocation_max_staleness"),

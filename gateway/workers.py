@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -91,6 +92,10 @@ async def _serve(config: AgentConfig, index: int, factory: ComponentsFactory, re
         stop.set()
 
     watch = asyncio.create_task(orphaned())
+    # Everything loaded so far (policy engine, caches, modules) lives as long as the
+    # worker: move it out of the collector's generations so collections stay short.
+    gc.collect()
+    gc.freeze()
     ready.set()
     await stop.wait()
     watch.cancel()
