@@ -22,6 +22,7 @@ the caller id: no client or customer identifier appears in Redis.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -135,6 +136,7 @@ def _verdict(name: str, tier: Tier, tat: float, now: float, allowed: bool) -> Ve
     return Verdict(allowed, name, tier.limit, tier.window, remaining, backlog, retry)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _bucket(tier_name: str, caller: str, product: str) -> str:
     digest = sm3.digest(f"{tier_name}\x00{caller}\x00{product}".encode()).hex()[:32]
     return f"{tier_name}:{digest}"

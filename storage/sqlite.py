@@ -75,14 +75,22 @@ async def enable_wal(conn: aiosqlite.Connection) -> None:
 
 def create_private_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does (it would honour the umask, and
-    its -wal/-shm files copy the main file's mode); tighten an existing looser file."""
+    its -wal/-shm files copy the main file's mode); tighten an existing looser file.
+
+    An existing database is never opened here: closing *any* descriptor of a file
+    drops every POSIX advisory lock the process holds on it, those of its open SQLite
+    connections included, and another process may then write under them — SQLite's
+    "How To Corrupt An SQLite Database File", §2.2. (One process opens the same
+    database several times: authn's store, the device registry, consents.)
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return
+    os.close(fd)
 
 
 @functools.lru_cache(maxsize=512)

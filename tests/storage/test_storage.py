@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -216,3 +219,25 @@ async def test_execute_many_in_a_transaction(fresh_database: DatabaseURL) -> Non
         assert await db.fetch("SELECT id FROM parcels ORDER BY id") == [("b",)]
     finally:
         await db.close()
+
+
+def test_an_existing_database_file_is_never_opened_to_fix_its_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor of a database drops the process's POSIX locks on it (and
+    so its other SQLite connections' locks): corruption. Only a new file is opened."""
+    from storage.sqlite import create_private_file
+
+    path = tmp_path / "db" / "x.db"
+    create_private_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    real_open = os.open
+
+    def no_reopen(file: Any, flags: int, *args: Any) -> int:
+        assert flags & os.O_EXCL, "an existing database file was opened"
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_reopen)
+    create_private_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
