@@ -159,3 +159,13 @@ async def test_a_dynamically_registered_partner_is_judged_by_its_registration(
         address="203.0.113.9",
     )
     assert denied(await edge.check(outside)).body["reason"] == ["partner:network_not_allowed"]
+
+
+async def test_an_expired_consent_is_refused(edge: Edge, consents: ConsentStore) -> None:
+    then = time.time() - 3600
+    consent = await consents.create(PARTNER, ["accounts:read"], then + 600, now=then)
+    await consents.decide(
+        consent.consent_id, "cst_1", authorise=True, accounts=["acc_1"], now=then + 10
+    )
+    result = denied(await edge.check(request(await partner_token(edge, consent.consent_id))))
+    assert result.status == 403 and "consent:inactive" in result.body["reason"]
