@@ -283,7 +283,8 @@ class Demo:
         r = await self._call(
             s, "GET", self.urls.edge + "/api/staff/customers?mobile=1", headers=self._auth()
         )
-        ok = r.status == 403 and bool(_reasons(r))
+        reasons = _reasons(r)  # the policy judged it: the route is known, the caller is not staff
+        ok = r.status == 403 and bool(reasons) and "route:unknown" not in reasons
         return self._check("staff route", "GET /api/staff/customers", "403 policy", r, ok)
 
     async def _transfer_step_up(self, s: aiohttp.ClientSession) -> bool:
