@@ -34,6 +34,7 @@ from typing import Final
 from authn.consents import ConsentStore, open_consents
 from authn.revocation_sync import keep_revocations_synced
 from authn.rfc7591 import RegistrationStore, open_registrations
+from authn.roles import RoleStore, open_roles
 from authn.store import Store, open_store
 from authn.tokens import TokenConfig, TokenVerifier
 from crypto.envelope import KeyEncryptionKeyRing
@@ -107,6 +108,7 @@ class Agent:
     consents: ConsentStore | None = None
     quotas: Quotas | None = None
     registrations: RegistrationStore | None = None
+    roles: RoleStore | None = None
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -123,6 +125,8 @@ class Agent:
             await self.consents.close()
         if self.registrations is not None:
             await self.registrations.close()
+        if self.roles is not None:
+            await self.roles.close()
         if self.quotas is not None:
             await self.quotas.close()
         await self.store.close()
@@ -190,6 +194,7 @@ async def open_agent(
         registrations = await open_registrations(
             config.store_url, schema=config.store_schema or None
         )
+        roles = await open_roles(config.store_url, schema=config.store_schema or None)
     except Exception as exc:
         await consents.close()
         await store.close()
@@ -214,6 +219,7 @@ async def open_agent(
             raise AgentStartError(f"policy_bundle: {config.bundle_path} refused ({why})")
         decision_log = _decision_log(config, worker)
     except BaseException:
+        await roles.close()
         await registrations.close()
         await consents.close()
         await store.close()
@@ -232,6 +238,7 @@ async def open_agent(
             store,
             consents=consents,
             registrations=registrations,
+            roles=roles,
             subject_ttl=config.subject_cache_seconds,
         ),
         components=components,
@@ -273,4 +280,5 @@ async def open_agent(
         consents,
         quotas,
         registrations,
+        roles,
     )

@@ -107,15 +107,18 @@ def _registry_error(exc: RegistryError) -> AuthnError:
 
 
 async def _customer(request: web.Request) -> VerifiedToken:
-    """The bearer's verified token, if it is an enabled customer's."""
+    """The bearer's verified token, if it is an enabled user's (a customer, or a staff
+    member enrolling the device they work from; partners' servers have none). The
+    registry records such self-service changes with the actor kind ``customer``: the
+    device's owner."""
     token = await optional_bearer(request)
     if token is None:
         raise AuthnError(
             "invalid_token", "missing access token", 401, {"WWW-Authenticate": "Bearer"}
         )
     user = await _service(request).state.store.get_user(token.subject)
-    if user is None or user.disabled or user.kind != "customer":
-        raise AuthnError("actor:not_allowed", "only customers manage their devices", 403)
+    if user is None or user.disabled or user.kind not in ("customer", "staff"):
+        raise AuthnError("actor:not_allowed", "only users manage their own devices", 403)
     return token
 
 

@@ -32,6 +32,7 @@ from authn.consents import Consent, ConsentStore
 from authn.dpop import DPoPCheck
 from authn.errors import invalid_token
 from authn.rfc7591 import RegistrationStore
+from authn.roles import RoleStore
 from authn.service.routes_oauth import CLIENT_ACR
 from authn.store import Store
 from authn.tokens import TokenVerifier, VerifiedToken
@@ -54,6 +55,8 @@ class Identity:
     """A dynamically registered partner's facts for the policy (``identity.partner``:
     status, allowed networks, rate-limit tier); None for partners the bank lists in
     the policy's own data, and for everyone else."""
+    roles: tuple[str, ...] = ()
+    """A staff user's roles (the policy input's ``identity.roles``)."""
 
     @property
     def consent_id(self) -> str | None:
@@ -116,7 +119,7 @@ class Identity:
             "scopes": sorted(token.scope),
             "client_id": token.client_id,
             "consent": self.consent_input(time.time() if now is None else now),
-            "roles": [],
+            "roles": list(self.roles),
         } | ({} if self.partner is None else {"partner": dict(self.partner)})
 
 
@@ -133,6 +136,7 @@ class Authenticator:
         *,
         consents: ConsentStore | None = None,
         registrations: RegistrationStore | None = None,
+        roles: RoleStore | None = None,
         subject_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -140,10 +144,11 @@ class Authenticator:
         self._store = store
         self._consents = consents
         self._registrations = registrations
+        self._roles = roles
         self._partners: dict[str, tuple[Mapping[str, Any] | None, float]] = {}
         self._subject_ttl = subject_ttl
         self._clock = clock
-        self._kinds: dict[str, tuple[Kind | None, float]] = {}
+        self._kinds: dict[str, tuple[Kind | None, tuple[str, ...], float]] = {}
 
     async def authenticate(self, ctx: RequestContext) -> Identity:
         header = ctx.headers.get("authorization")
@@ -168,10 +173,10 @@ class Authenticator:
             if isinstance(claimed, str) and self._consents is not None:
                 consent = await self._consents.get(claimed)
             return Identity("partner", token, consent, await self._partner_facts(token.subject))
-        kind = await self._user_kind(token.subject)
+        kind, roles = await self._user_kind(token.subject)
         if kind is None:
             raise invalid_token("unknown or disabled subject")
-        return Identity(kind, token)
+        return Identity(kind, token, roles=roles)
 
     async def _partner_facts(self, client_id: str) -> Mapping[str, Any] | None:
         """A registered partner's facts, cached per worker for `subject_ttl` seconds
@@ -197,14 +202,18 @@ class Authenticator:
         self._partners[client_id] = (facts, now + self._subject_ttl)
         return facts
 
-    async def _user_kind(self, subject: str) -> Kind | None:
+    async def _user_kind(self, subject: str) -> tuple[Kind | None, tuple[str, ...]]:
+        """The user's kind (None: unknown or disabled) and staff roles, cached."""
         now = self._clock()
         cached = self._kinds.get(subject)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        if cached is not None and cached[2] > now:
+            return cached[0], cached[1]
         user = await self._store.get_user(subject)
         kind: Kind | None = None if user is None or user.disabled else user.kind
+        roles: tuple[str, ...] = ()
+        if kind == "staff" and self._roles is not None:
+            roles = await self._roles.get(subject)
         if len(self._kinds) >= MAX_CACHED_SUBJECTS:
             self._kinds.clear()  # rare; a refill costs one look-up per active subject
-        self._kinds[subject] = (kind, now + self._subject_ttl)
-        return kind
+        self._kinds[subject] = (kind, roles, now + self._subject_ttl)
+        return kind, roles

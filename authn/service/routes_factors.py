@@ -20,6 +20,7 @@ from aiohttp import web
 from authn import acr, passwords, stepup, throttle, totp, webauthn
 from authn.dpop import DPoPCheck, verify_proof
 from authn.errors import AuthnError, invalid_request, invalid_token
+from authn.roles import MAX_ROLES, check_roles
 from authn.service.http import (
     client_address,
     no_store,
@@ -176,10 +177,38 @@ async def create_user(request: web.Request) -> web.Response:
     password = doc.get("password")
     if password is not None:
         passwords.normalize_password(string_field(doc, "password", max_length=256), state.passwords)
+    roles = _roles(doc.get("roles", []), kind)
     user = await state.store.create_user(username, display_name, kind, subject=subject)
     if password is not None:
         await passwords.set_user_password(state.store, user.subject, password, state.passwords)
-    return web.json_response({"subject": user.subject, "username": user.username}, status=201)
+    if roles:
+        await state.roles.set(user.subject, roles)
+    body = {"subject": user.subject, "username": user.username, "roles": list(roles)}
+    return web.json_response(body, status=201)
+
+
+def _roles(value: object, kind: str) -> tuple[str, ...]:
+    """Staff roles (the edge policy's ``identity.roles``); customers hold none."""
+    roles = check_roles(value)
+    if roles is None:
+        raise invalid_request(f"roles must be a list of at most {MAX_ROLES} [a-z][a-z0-9_-] names")
+    if roles and kind != "staff":
+        raise invalid_request("only staff users hold roles")
+    return roles
+
+
+@routes.put("/v1/users/{subject}/roles")
+async def set_roles(request: web.Request) -> web.Response:
+    """Replace a staff user's roles (admin); effective at the edge within its user cache."""
+    state = require_admin(request)
+    subject = request.match_info["subject"]
+    user = await state.store.get_user(subject) if len(subject) <= 64 else None
+    if user is None:
+        raise AuthnError("not_found", "no such user", 404)
+    doc = await read_json(request, required=("roles",))
+    roles = _roles(doc["roles"], user.kind)
+    await state.roles.set(subject, roles)
+    return web.json_response({"subject": subject, "roles": list(roles)})
 
 
 # -- password -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from authn.consents import ConsentStore, open_consents
 from authn.passwords import PasswordPolicy
 from authn.revocation_sync import keep_revocations_synced
 from authn.rfc7591 import RegistrationStore, open_registrations
+from authn.roles import RoleStore, open_roles
 from authn.store import Store, open_store
 from authn.throttle import ThrottlePolicy
 from authn.tokens import TokenConfig, TokenIssuer, TokenVerifier
@@ -50,6 +51,7 @@ class AuthnState:
     admin_token: str
     consents: ConsentStore
     registrations: RegistrationStore
+    roles: RoleStore
     _sync_task: asyncio.Task[None] | None = None
 
     def is_admin(self, presented: str) -> bool:
@@ -67,6 +69,7 @@ class AuthnState:
                 await self._sync_task
         await self.consents.close()
         await self.registrations.close()
+        await self.roles.close()
         await self.store.close()
 
 
@@ -126,6 +129,7 @@ async def open_state(
     store = await open_store(url, schema=schema)
     consents = await open_consents(url, schema=schema)
     registrations = await open_registrations(url, schema=schema)
+    roles = await open_roles(url, schema=schema)
     tokens = TokenConfig(
         issuer=config.public_url.rstrip("/"),
         audience=config.audience,
@@ -149,6 +153,7 @@ async def open_state(
         admin_token=_load_admin_token(state_dir / "admin-token"),
         consents=consents,
         registrations=registrations,
+        roles=roles,
     )
     await verifier.sync_revocations()
     return state

@@ -117,6 +117,13 @@ async def test_no_token_forged_token_and_non_customers_are_refused(api: Api) -> 
     reply = await api.call("GET", "/v1/devices", token=forged)
     assert (reply.status, reply.error) == (401, "invalid_token")
     reply = await api.call("GET", "/v1/devices", token=await token(api, staff))
+    assert reply.status == 200  # staff enrol the devices they work from too
+    assert api.service is not None
+    partner_token = await api.service.state.issuer.issue(
+        subject="c-partner", client_id="c-partner", acr="urn:ztgate:acr:client",
+        amr=["pop"], auth_time=int(time.time()), with_refresh=False,
+    )  # fmt: skip
+    reply = await api.call("GET", "/v1/devices", token=partner_token.access_token)
     assert (reply.status, reply.error) == (403, "actor:not_allowed")
 
 
