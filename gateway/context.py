@@ -79,6 +79,9 @@ class RouteFacts:
     mtls: bool
     signed: bool = False
     """Requests must carry an RFC 9421 signature (the body comes with the check)."""
+    template: str | None = None
+    """The route's URI template (``/open/v1/accounts/{account_id}/balances``), if any:
+    its variables become the policy input's ``route.params``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,12 @@ def _route(extensions: Mapping[str, str]) -> RouteFacts:
         or signed not in ("true", "false")
     ):
         raise RequestRejected("route:invalid")
-    return RouteFacts(route_id, product, classification, mtls == "true", signed == "true")
+    template = extensions.get("path_template") or None
+    if template is not None and (len(template) > MAX_PATH or not template.startswith("/")):
+        raise RequestRejected("route:invalid")
+    return RouteFacts(
+        route_id, product, classification, mtls == "true", signed == "true", template
+    )
 
 
 def _split_path(raw: str) -> tuple[str, str]:

@@ -69,11 +69,39 @@ def request_member(ctx: RequestContext) -> dict[str, Any] | None:
 
 def route_member(ctx: RequestContext) -> dict[str, Any]:
     route = ctx.route
-    return {
+    member: dict[str, Any] = {
         "id": route.route_id,
         "api_product": route.api_product,
         "classification": route.classification,
     }
+    if route.template is not None:
+        params = template_params(route.template, ctx.path)
+        if params:
+            member["params"] = params
+    return member
+
+
+MAX_PARAMS: Final = 16
+
+
+def template_params(template: str, path: str) -> dict[str, str]:
+    """The values of `template`'s ``{name}`` segments in `path` (whole segments, as
+    Envoy's URI template matcher binds them); empty when they do not line up or a
+    value would break the input contract (so the policy sees no resource at all)."""
+    names = template.split("/")
+    values = path.split("/")
+    if len(names) != len(values):
+        return {}
+    params: dict[str, str] = {}
+    for name, value in zip(names, values, strict=True):
+        if name.startswith("{") and name.endswith("}"):
+            key = name[1:-1]
+            if not 0 < len(key) <= 64 or not 0 < len(value) <= 256 or len(params) >= MAX_PARAMS:
+                return {}
+            params[key] = value
+        elif name != value:
+            return {}
+    return params
 
 
 def device_member(device: DeviceAssessment) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from authn.rfc9530 import content_digest
 from crypto import jose, keys
 from edge_nodes.pki import Issued, issue_client_certificate
 from tests.authn.soft_authenticator import SoftAuthenticator
+from tests.test_masking_crawl import c3_fields, sensitive_values
 from tests.test_up import Up, post_form, post_json, request, run_stack
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -141,7 +142,7 @@ def test_the_partner_walkthrough(stack: Up) -> None:
     assert status == 200, body
     consent_token = json.loads(body)["access_token"]
     ask = {
-        "permissions": ["accounts:read", "payments:write"],
+        "permissions": ["accounts:read", "transactions:read", "payments:write"],
         "expires_at": int(time.time()) + 3600,
     }
     status, consent = call(authn, "POST", "/v1/consents", body=ask, token=consent_token)
@@ -249,6 +250,22 @@ def test_the_partner_walkthrough(stack: Up) -> None:
     assert status in (200, 201), paid
     status, _, replayed = nodes[0].send("POST", "/open/v1/payments", signed, raw)
     assert status == 401 and replayed["reason"] == ["signature:replayed"], replayed
+
+    # Every partner route answers through the partner profile: no C2 in the clear, no C3
+    # (issue 7, check 1, for the partner).
+    secret_values = sensitive_values(state)
+    for path in (
+        f"/open/v1/accounts/{chosen_id}/balances",
+        f"/open/v1/accounts/{chosen_id}/transactions",
+        f"/open/v1/payments/{paid['paymentId']}",
+        paid_body := "/open/v1/payments/pay_does_not_exist",
+    ):
+        status, _, doc = nodes[1].send("GET", path, bearer)
+        assert status in (200, 404), (path, doc)
+        text = json.dumps(doc, ensure_ascii=False)
+        assert not [v for v in secret_values if v in text], path
+        assert not c3_fields(doc), path
+    assert paid_body
 
     # 7. Rate-limited, the bucket shared by both nodes through Redis.
     seen: list[int] = []

@@ -116,7 +116,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--name", required=True, help="the software's client name")
     s.add_argument(
         "--scope",
-        default="ob:consents ob:accounts:read ob:transactions:read ob:payments:write",
+        default="ob:consents ob:accounts:read ob:transactions:read ob:payments:write"
+        " ob:payments:read",
         help="scopes the software may hold (space-separated)",
     )
     s.add_argument("--redirect-uri", action="append", help="an approved https redirect URI")

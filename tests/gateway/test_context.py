@@ -171,3 +171,14 @@ def test_valid_route_facts_are_required() -> None:
         parse_check_request(check_request(route={**ACCOUNT_ROUTE, "mtls": "yes"}))
     with pytest.raises(RequestRejected, match="tls:client_certificate_required"):
         parse_check_request(check_request(mtls=True))
+
+
+def test_route_params_come_from_the_uri_template() -> None:
+    from gateway.policy_input import template_params
+
+    template = "/open/v1/accounts/{account_id}/balances"
+    assert template_params(template, "/open/v1/accounts/acc_1/balances") == {"account_id": "acc_1"}
+    assert template_params(template, "/open/v1/accounts/acc_1/transactions") == {}
+    assert template_params(template, "/open/v1/accounts/acc_1/balances/x") == {}
+    assert template_params(template, "/open/v1/accounts//balances") == {}
+    assert template_params(template, "/open/v1/accounts/" + "a" * 257 + "/balances") == {}
