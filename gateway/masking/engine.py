@@ -381,21 +381,26 @@ class MaskingEngine:
             return text
         # Longest first, so a full name is replaced before a shorter name inside it.
         alternatives = sorted(job.echoes, key=len, reverse=True)
-        pattern = _alternation(alternatives)
-        # Usually a masked value occurs only where it was masked: searching the
-        # serialised output (in C) tells, for values JSON writes as they are. Those
-        # holding a character that cannot occur outside a JSON string can only match
-        # inside strings: they are replaced in the text (checked to parse). Any other
+        if any(_JSON_ESCAPED.search(v) for v in alternatives):
+            # A value JSON escapes cannot be searched for in the text at all: walk.
+            return _dumps(_unecho(masked, _alternation(alternatives), job.echoes))
+        # Usually a masked value occurs only where it was masked. A value JSON writes
+        # as it is occurs inside a string of the output only if it occurs in the text,
+        # so a substring search per value (in C) finds the few that can: no regular
+        # expression is compiled for the others (compiling an alternation of a
+        # response's values costs more than the walk, and the values differ from one
+        # response to the next). Values not in the text cannot match anywhere, and a
+        # longer value present implies its substrings are: the alternation of the
+        # present values, longest first, replaces exactly what that of all would.
+        present = [v for v in alternatives if v in text]
+        if not present:
+            return text
+        pattern = _alternation(present)
+        # Values holding a character that cannot occur outside a JSON string can only
+        # match inside strings: replaced in the text (checked to parse). Any other
         # value found in the text (digits, say) needs the walk.
-        escaped = any(_JSON_ESCAPED.search(v) for v in alternatives)
-        in_text = [v for v in alternatives if _TEXT_SAFE.search(v)]
-        others = [v for v in alternatives if not _TEXT_SAFE.search(v)]
-        # A value JSON escapes cannot be searched for in the text at all: walk.
-        if not escaped and (not others or _alternation(others).search(text) is None):
-            safe = _alternation(in_text) if in_text else None
-            if safe is None or safe.search(text) is None:
-                return text
-            replaced = safe.sub(lambda m: job.echoes[m.group()], text)
+        if all(_TEXT_SAFE.search(v) for v in present):
+            replaced = pattern.sub(lambda m: job.echoes[m.group()], text)
             try:
                 json.loads(replaced)
             except ValueError:
