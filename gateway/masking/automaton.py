@@ -35,10 +35,14 @@ class Automaton:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
         self.start: State = frozenset((i, 0) for i in range(len(rules)))
-        self._exact_indices = any(
+        self.exact_indices = any(
             step.index is not None for rule in rules for step in rule.selector.steps
         )
-        self._moves: dict[tuple[State, Segment], tuple[State, Rule | None]] = {}
+        """Whether some selector names an array index (else every index moves alike)."""
+        self.memo: dict[tuple[State, Segment], tuple[State, Rule | None]] = {}
+        """The moves computed so far: the walk looks a member name up here first
+        (read-only outside `move`; an index is stored as `_ANY_INDEX` unless
+        `exact_indices`)."""
 
     def move(self, state: State, segment: Segment) -> tuple[State, Rule | None]:
         """The state after `segment`, and the rule that selects this position (the
@@ -46,15 +50,15 @@ class Automaton:
         if not state:
             return state, None
         key_segment = segment
-        if isinstance(segment, int) and not self._exact_indices:
+        if isinstance(segment, int) and not self.exact_indices:
             key_segment = _ANY_INDEX
         key = (state, key_segment)
-        found = self._moves.get(key)
+        found = self.memo.get(key)
         if found is None:
             found = self._compute(state, segment)
-            if len(self._moves) >= MAX_MOVES:
-                self._moves.clear()
-            self._moves[key] = found
+            if len(self.memo) >= MAX_MOVES:
+                self.memo.clear()
+            self.memo[key] = found
         return found
 
     def _compute(self, state: State, segment: Segment) -> tuple[State, Rule | None]:

@@ -42,7 +42,6 @@ from gateway.masking.classification import Classification, Kind
 from gateway.masking.maskers import PseudonymKeys
 from gateway.masking.profiles import Action, Profile
 from gateway.masking.rules import Rule, RuleSet
-from gateway.masking.selector import Segment
 
 __all__ = ["Label", "MaskingEngine", "Request"]
 
@@ -110,6 +109,8 @@ class _Pass:
         self.today = engine.today()
         self.echoes: dict[str, str] = {}
         self.clean_names = engine.clean_names
+        self.labels = engine.labels(self.automaton)
+        """The label each rule of the route gives, by the rule's identity."""
 
     # -- C2 ---------------------------------------------------------------------------
 
@@ -220,45 +221,65 @@ class _Pass:
             return self.labelled(value, label)
         return self.detected(value)
 
-    def labelled_child(
-        self, value: Any, states: State, inherited: Label | None, segment: Segment, depth: int
-    ) -> Any:
-        moved, rule = self.automaton.move(states, segment)
-        label = inherited
-        if rule is not None:
-            if rule.classification is Classification.C3:
-                return _REMOVED
-            # A C1 rule under a C2 ancestor does not unmask what the ancestor covers.
-            if not (
-                rule.classification is Classification.C1
-                and inherited is not None
-                and inherited.classification is Classification.C2
-            ):
-                label = Label(rule.classification, rule.kind, rule)
+    def member(self, value: Any, moved: State, label: Label | None, depth: int) -> Any:
+        """One member or element whose label is decided (`labelled_child` after the
+        move): the walk's common cases inline, `child` for the rest."""
+        if label is None or label.classification is not Classification.C2:
+            kind = type(value)
+            if kind is str:
+                # An unlabelled string too short to hold a number or an e-mail address
+                # (`detector.find`'s own bounds) passes as it is.
+                if len(value) < 11 and "@" not in value:
+                    return value
+                return self.mask_text(value, None)
+            if kind is dict:
+                return self.walk_object(value, moved, label, depth + 1)
+            if kind is list:
+                return self.walk_array(value, moved, label, depth + 1)
+            if value is None or kind is bool or (kind in (int, float) and -1e10 < value < 1e10):
+                return value
         return self.child(value, moved, label, depth + 1)
 
     def walk_object(
         self, doc: dict[str, Any], states: State, label: Label | None, depth: int
     ) -> dict[str, Any]:
+        if doc and depth >= MAX_DEPTH:
+            # Every member but a removed one would be a child beyond the bound.
+            for name in doc:
+                rule = self.automaton.move(states, name)[1]
+                if rule is None or rule.classification is not Classification.C3:
+                    raise TooDeep(f"the document nests deeper than {MAX_DEPTH}")
         out: dict[str, Any] = {}
+        memo = self.automaton.memo
         move = self.automaton.move
-        plain = label is None or label.classification is not Classification.C2
+        inherited_c2 = label is not None and label.classification is Classification.C2
         clean = self.clean_names
+        member = self.member
+        labels = self.labels
         for name, value in doc.items():
             key = name if name in clean else self.mask_name(name)
-            # Fast path (most members): an unlabelled string too short to hold a
-            # number or an e-mail address, or a small number, passes as it is.
-            if plain and (
-                (type(value) is str and len(value) < 11 and "@" not in value)
-                or (type(value) in (int, float) and -1e10 < value < 1e10)
-                or value is None
-                or type(value) is bool
-            ):
-                rule = move(states, name)[1]
-                if rule is None or rule.classification is Classification.C1:
+            found = memo.get((states, name))
+            moved, rule = found if found is not None else move(states, name)
+            sub = label
+            if rule is not None:
+                if rule.classification is Classification.C3:
+                    continue  # removed under every profile
+                # A C1 rule under a C2 ancestor does not unmask what the ancestor covers.
+                if not (rule.classification is Classification.C1 and inherited_c2):
+                    sub = labels[id(rule)]
+            if not inherited_c2 and (sub is None or sub.classification is not Classification.C2):
+                # Fast path (most members): an unlabelled string too short to hold a
+                # number or an e-mail address, or a small number, passes as it is.
+                kind = type(value)
+                if (
+                    (kind is str and len(value) < 11 and "@" not in value)
+                    or (kind in (int, float) and -1e10 < value < 1e10)
+                    or value is None
+                    or kind is bool
+                ):
                     out[key] = value
                     continue
-            masked = self.labelled_child(value, states, label, name, depth)
+            masked = member(value, moved, sub, depth)
             if masked is not _REMOVED:
                 out[key] = masked
         return out
@@ -267,8 +288,25 @@ class _Pass:
         self, items: list[Any], states: State, label: Label | None, depth: int
     ) -> list[Any]:
         out: list[Any] = []
+        automaton = self.automaton
+        inherited_c2 = label is not None and label.classification is Classification.C2
+        member = self.member
+        labels = self.labels
+        same = not automaton.exact_indices  # every index moves alike: move once
+        moved, rule = automaton.move(states, 0) if same else (states, None)
         for i, value in enumerate(items):
-            masked = self.labelled_child(value, states, label, i, depth)
+            if not same:
+                moved, rule = automaton.move(states, i)
+            sub = label
+            if rule is not None:
+                if rule.classification is Classification.C3:
+                    out.append(None)  # removed; the indices keep their meaning
+                    continue
+                if not (rule.classification is Classification.C1 and inherited_c2):
+                    sub = labels[id(rule)]
+            if depth >= MAX_DEPTH:
+                raise TooDeep(f"the document nests deeper than {MAX_DEPTH}")
+            masked = member(value, moved, sub, depth)
             out.append(None if masked is _REMOVED else masked)
         return out
 
@@ -308,6 +346,7 @@ class MaskingEngine:
         self.keys = keys
         self.today = today
         self._automata: dict[str | None, Automaton] = {}
+        self._labels: dict[int, dict[int, Label]] = {}
         self.clean_names: set[str] = set()
 
     def automaton(self, route_id: str | None) -> Automaton:
@@ -316,6 +355,16 @@ class MaskingEngine:
         found = self._automata.get(key)
         if found is None:
             found = self._automata[key] = Automaton(self.rules.rules_for(key))
+        return found
+
+    def labels(self, automaton: Automaton) -> dict[int, Label]:
+        """The label each rule of `automaton` gives, by the rule's identity (built once
+        per automaton: the walk looks one up at every labelled position)."""
+        found = self._labels.get(id(automaton))
+        if found is None:
+            found = self._labels[id(automaton)] = {
+                id(rule): Label(rule.classification, rule.kind, rule) for rule in automaton.rules
+            }
         return found
 
     def mask(self, doc: Any, request: Request) -> Any:
@@ -332,21 +381,26 @@ class MaskingEngine:
             return text
         # Longest first, so a full name is replaced before a shorter name inside it.
         alternatives = sorted(job.echoes, key=len, reverse=True)
-        pattern = _alternation(alternatives)
-        # Usually a masked value occurs only where it was masked: searching the
-        # serialised output (in C) tells, for values JSON writes as they are. Those
-        # holding a character that cannot occur outside a JSON string can only match
-        # inside strings: they are replaced in the text (checked to parse). Any other
+        if any(_JSON_ESCAPED.search(v) for v in alternatives):
+            # A value JSON escapes cannot be searched for in the text at all: walk.
+            return _dumps(_unecho(masked, _alternation(alternatives), job.echoes))
+        # Usually a masked value occurs only where it was masked. A value JSON writes
+        # as it is occurs inside a string of the output only if it occurs in the text,
+        # so a substring search per value (in C) finds the few that can: no regular
+        # expression is compiled for the others (compiling an alternation of a
+        # response's values costs more than the walk, and the values differ from one
+        # response to the next). Values not in the text cannot match anywhere, and a
+        # longer value present implies its substrings are: the alternation of the
+        # present values, longest first, replaces exactly what that of all would.
+        present = [v for v in alternatives if v in text]
+        if not present:
+            return text
+        pattern = _alternation(present)
+        # Values holding a character that cannot occur outside a JSON string can only
+        # match inside strings: replaced in the text (checked to parse). Any other
         # value found in the text (digits, say) needs the walk.
-        escaped = any(_JSON_ESCAPED.search(v) for v in alternatives)
-        in_text = [v for v in alternatives if _TEXT_SAFE.search(v)]
-        others = [v for v in alternatives if not _TEXT_SAFE.search(v)]
-        # A value JSON escapes cannot be searched for in the text at all: walk.
-        if not escaped and (not others or _alternation(others).search(text) is None):
-            safe = _alternation(in_text) if in_text else None
-            if safe is None or safe.search(text) is None:
-                return text
-            replaced = safe.sub(lambda m: job.echoes[m.group()], text)
+        if all(_TEXT_SAFE.search(v) for v in present):
+            replaced = pattern.sub(lambda m: job.echoes[m.group()], text)
             try:
                 json.loads(replaced)
             except ValueError:

@@ -99,6 +99,13 @@ def _derive(master: bytes, scope: str) -> bytes:
     return sm3.hmac(master, _PSEUDONYM_CONTEXT + scope.encode("utf-8"))
 
 
+PSEUDONYM_CACHE_SIZE: Final = 4096
+"""Pseudonyms and tokens remembered (least recently used first out): they are
+deterministic per (scope key, kind, value), and a response repeats its account and
+card numbers; bounded, since the values come from upstream bodies."""
+
+
+@lru_cache(maxsize=PSEUDONYM_CACHE_SIZE)
 def pseudonym(key: bytes, kind: Kind, value: str) -> str:
     """``pn_`` and 20 base32 characters (100 bits) of HMAC-SM3(key, kind || value)."""
     mac = sm3.hmac(key, kind.value.encode() + b"\x00" + value.encode("utf-8"))
@@ -149,6 +156,7 @@ def _number_at(s: str) -> tuple[int, int] | None:
     return None
 
 
+@lru_cache(maxsize=PSEUDONYM_CACHE_SIZE)
 def token(key: bytes, kind: Kind, value: str) -> str:
     """A keyed, deterministic, format-preserving stand-in for `value` (see the module
     docstring): same length, same character classes, never a card, ID or mobile number

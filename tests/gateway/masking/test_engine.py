@@ -203,6 +203,9 @@ def _identifiers_in(doc: Any) -> list[str]:
         {"name": 'O"Brien Li', "note": 'to O"Brien Li\\'},
         {"name": "u001f王", "note": "\x1f王 u001f王"},
         {"account_number": "00123456", "note": "ref 00123456", "n": 123456},
+        # Only the shorter of two masked values recurs; then both kinds of value at once.
+        {"name": "李明华", "payee_name": "李明", "note": "to 李明, 李明华's"},
+        {"name": "王芳", "account_number": "00123456", "note": "王芳 00123456"},
     ],
 )
 def test_echoes_in_text_and_by_walk_agree(doc: dict[str, Any]) -> None:
