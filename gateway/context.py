@@ -146,9 +146,7 @@ def _route(extensions: Mapping[str, str]) -> RouteFacts:
     template = extensions.get("path_template") or None
     if template is not None and (len(template) > MAX_PATH or not template.startswith("/")):
         raise RequestRejected("route:invalid")
-    return RouteFacts(
-        route_id, product, classification, mtls == "true", signed == "true", template
-    )
+    return RouteFacts(route_id, product, classification, mtls == "true", signed == "true", template)
 
 
 def _split_path(raw: str) -> tuple[str, str]:
