@@ -31,6 +31,7 @@ from edge_nodes.resources import (
     EXT_PROC_CLUSTER,
     HCM,
     HEADER_MUTATION,
+    LOCAL_RATE_LIMIT,
     ROUTER,
     TLS_INSPECTOR,
     millis,
@@ -204,6 +205,12 @@ def _http_filters(cfg: GatewayConfig, listener: Listener) -> list[dict[str, Any]
                     "request_trailers_mutations": mutations[:1],
                 },
             },
+        },
+        # Routes with a local_rate_limit get their token bucket per route (edge_nodes.routes);
+        # here, before ext_authz, so a flood is refused without asking the agent.
+        {
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {"@type": LOCAL_RATE_LIMIT, "stat_prefix": "local_rate_limit"},
         },
         {"name": "envoy.filters.http.ext_authz", "typed_config": _ext_authz(cfg)},
         {

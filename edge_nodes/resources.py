@@ -22,6 +22,7 @@ from envoy.extensions.filters.http.buffer.v3 import buffer_pb2  # noqa: F401
 from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2  # noqa: F401
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2  # noqa: F401
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2  # noqa: F401
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
@@ -55,6 +56,9 @@ EXT_PROC_PER_ROUTE: Final = _PREFIX + "envoy.extensions.filters.http.ext_proc.v3
 BUFFER: Final = _PREFIX + "envoy.extensions.filters.http.buffer.v3.Buffer"
 BUFFER_PER_ROUTE: Final = _PREFIX + "envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
 ROUTER: Final = _PREFIX + "envoy.extensions.filters.http.router.v3.Router"
+LOCAL_RATE_LIMIT: Final = (
+    _PREFIX + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+)
 TLS_INSPECTOR: Final = _PREFIX + "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 DOWNSTREAM_TLS: Final = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 UPSTREAM_HTTP_OPTIONS: Final = _PREFIX + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"

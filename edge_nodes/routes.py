@@ -20,6 +20,7 @@ from edge_nodes.resources import (
     BUFFER_PER_ROUTE,
     EXT_AUTHZ_PER_ROUTE,
     EXT_PROC_PER_ROUTE,
+    LOCAL_RATE_LIMIT,
     URI_TEMPLATE,
     millis,
 )
@@ -35,6 +36,32 @@ HSTS: Final = ("strict-transport-security", "max-age=31536000")
 
 SIGNED_BODY_LIMIT: Final = 64 * 1024
 """Body sent to the agent on a signed route without its own ``max_request_bytes``."""
+
+
+def local_rate_limit(route: Route) -> dict[str, Any]:
+    """Envoy's token bucket for `route` on this node: 429 with ``Retry-After`` and the
+    draft RateLimit fields (``x-ratelimit-*``) once the bucket is empty."""
+    assert route.local_rate_limit is not None
+    limit = route.local_rate_limit
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    return {
+        "@type": LOCAL_RATE_LIMIT,
+        "stat_prefix": f"route_{route.id}",
+        "token_bucket": {
+            "max_tokens": limit.requests,
+            "tokens_per_fill": limit.requests,
+            "fill_interval": f"{limit.seconds}s",
+        },
+        "filter_enabled": {**always, "runtime_key": "ztgate.local_rate_limit.enabled"},
+        "filter_enforced": {**always, "runtime_key": "ztgate.local_rate_limit.enforced"},
+        "response_headers_to_add": [
+            {
+                "header": {"key": "retry-after", "value": str(limit.seconds)},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ],
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+    }
 
 
 def context_extensions(route: Route) -> dict[str, str]:
@@ -118,6 +145,8 @@ def _route(cfg: GatewayConfig, route: Route, ext_proc: bool) -> dict[str, Any]:
             "@type": BUFFER_PER_ROUTE,
             "buffer": {"max_request_bytes": route.max_request_bytes},
         }
+    if route.local_rate_limit is not None:
+        per_filter["envoy.filters.http.local_ratelimit"] = local_rate_limit(route)
     if ext_proc and not route.masking:
         per_filter["envoy.filters.http.ext_proc"] = {"@type": EXT_PROC_PER_ROUTE, "disabled": True}
     return {

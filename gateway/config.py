@@ -162,6 +162,13 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class LocalRateLimit:
+    requests: int
+    """Tokens in the bucket: requests allowed per `seconds` on one node, bursts included."""
+    seconds: int = 1
+
+
+@dataclass(frozen=True)
 class Route:
     id: str
     match_kind: MatchKind
@@ -175,6 +182,9 @@ class Route:
     signed: bool = False
     """Requests must carry an RFC 9421 signature by the partner's registered key
     (the agent gets the body to check its Content-Digest)."""
+    local_rate_limit: LocalRateLimit | None = None
+    """Envoy's own token bucket for this route on each node, before the agent is
+    asked: a flood guard beside the agent's per-caller quotas."""
     timeout_ms: int = 15_000
     max_request_bytes: int | None = None
 
@@ -393,10 +403,12 @@ def _route(index: int, doc: Mapping[str, Any]) -> Route:
         except re.error as exc:
             raise GatewayConfigError(f"{where}.regex", f"not a regular expression: {exc}") from None
     methods = tuple(doc["methods"]) if "methods" in doc else None
+    limit = doc.get("local_rate_limit")
     return Route(
         match_kind=kind,
         match=value,
         methods=methods,
+        local_rate_limit=None if limit is None else LocalRateLimit(**limit),
         **_pick(
             doc,
             (

@@ -200,3 +200,26 @@ def test_incremental_xds_node_with_its_own_ports(edge: Edge) -> None:
     finally:
         stop_envoy(envoy)
         edge.restore()
+
+
+def test_a_local_rate_limit_is_enforced_by_envoy_before_the_agent(edge: Edge) -> None:
+    """A route's ``local_rate_limit`` is Envoy's token bucket: once empty, 429 with
+    Retry-After, and the agent is not even asked."""
+    doc = edge.config()
+    limited = {**NEW_ROUTE, "local_rate_limit": {"requests": 3, "seconds": 60}}
+    doc["routes"].append(limited)
+    try:
+        status, body = edge.apply(doc)
+        assert status == 200, body
+        wait_for(lambda: http_request(edge.plain, "/new/x")[0] == 200, timeout=10)
+        statuses = []
+        for _ in range(5):
+            edge.clear()
+            answer = http_request(edge.plain, "/new/x")
+            statuses.append(answer[0])
+            if answer[0] == 429:
+                assert not edge.authz.checks  # refused before ext_authz
+                assert answer[1]["retry-after"] == "60"
+        assert statuses.count(429) >= 2 and statuses[-1] == 429, statuses
+    finally:
+        edge.restore()

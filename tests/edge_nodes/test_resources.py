@@ -108,8 +108,15 @@ def test_connection_manager_normalises_and_limits(
     assert hcm["request_headers_timeout"] == "10.000s" and hcm["request_timeout"] == "60.000s"
     assert hcm["use_remote_address"] is True and hcm["forward_client_cert_details"] == "SANITIZE"
     names = [f["name"].rsplit(".", 1)[1] for f in hcm["http_filters"]]
-    assert names == ["header_mutation", "ext_authz", "buffer", "ext_proc", "router"]
-    buffer = hcm["http_filters"][2]["typed_config"]
+    assert names == [
+        "header_mutation",
+        "local_ratelimit",
+        "ext_authz",
+        "buffer",
+        "ext_proc",
+        "router",
+    ]
+    buffer = hcm["http_filters"][names.index("buffer")]["typed_config"]
     assert buffer["max_request_bytes"] == cfg.http.max_request_bytes
 
 
@@ -132,7 +139,7 @@ def test_internal_headers_are_stripped_first_and_ja4_overwrites(
 def test_ext_authz_fails_closed_with_only_the_needed_headers(
     docs: dict[str, dict[str, dict[str, Any]]], cfg: GatewayConfig
 ) -> None:
-    authz = _hcm(docs)["http_filters"][1]["typed_config"]
+    authz = _filter(docs, "envoy.filters.http.ext_authz")
     assert authz["failure_mode_allow"] is False
     assert authz["grpc_service"] == {
         "envoy_grpc": {"cluster_name": EXT_AUTHZ_CLUSTER},
@@ -175,7 +182,7 @@ def test_routes_carry_their_facts_and_ext_proc_only_where_masking(
         "/api/accounts/{account_id}/balance"
     )
     assert balances["headers"] == [{"name": ":method", "string_match": {"exact": "GET"}}]
-    processor = _hcm(docs)["http_filters"][3]["typed_config"]
+    processor = _filter(docs, "envoy.filters.http.ext_proc")
     assert processor["failure_mode_allow"] is False
     assert processor["processing_mode"]["response_body_mode"] == "BUFFERED"
     assert processor["grpc_service"]["envoy_grpc"]["cluster_name"] == EXT_PROC_CLUSTER
@@ -276,3 +283,8 @@ def test_inconsistent_snapshots_are_refused(
 def test_unknown_fields_never_reach_a_node() -> None:
     with pytest.raises(json_format.ParseError):
         to_any(CLUSTER, {"name": "x", "conect_timeout": "1s"})
+
+
+def _filter(docs: Any, name: str) -> Any:
+    """The typed config of the HTTP filter called `name` (order is checked elsewhere)."""
+    return next(f["typed_config"] for f in _hcm(docs)["http_filters"] if f["name"] == name)
