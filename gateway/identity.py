@@ -33,7 +33,7 @@ from authn.dpop import DPoPCheck
 from authn.errors import invalid_token
 from authn.rfc7591 import RegistrationStore
 from authn.roles import RoleStore
-from authn.service.routes_oauth import CLIENT_ACR
+from authn.service.routes_oauth import is_client_token
 from authn.store import Store
 from authn.tokens import TokenVerifier, VerifiedToken
 from gateway.context import RequestContext
@@ -167,7 +167,7 @@ class Authenticator:
             dpop=check,
             client_cert_sha256=None if cert is None else x5t_s256(cert),
         )
-        if token.acr == CLIENT_ACR and token.client_id == token.subject:
+        if is_client_token(token):
             claimed = token.claims.get("consent_id")
             consent = None
             if isinstance(claimed, str) and self._consents is not None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from authn.service.state import load_or_create_keyring
 from crypto import jose
 from crypto.envelope import KeyEncryptionKeyRing
 from crypto.keyring import KeyRing
@@ -32,14 +33,7 @@ MAX_TTL: Final = 365 * 86400
 def load_or_create_ring(directory: Path, kek_file: Path) -> KeyRing:
     """The SM2 key ring in `directory`, sealed with the KEK in `kek_file`; created
     (mode 0700) on first use."""
-    kek = KeyEncryptionKeyRing.from_file(kek_file)
-    if (directory / "keyring.json").exists():
-        return KeyRing.load(directory, envelope=kek)
-    ring = KeyRing()
-    ring.generate("sm2")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ring.save(directory, envelope=kek)
-    return ring
+    return load_or_create_keyring(directory, KeyEncryptionKeyRing.from_file(kek_file), "sm2")
 
 
 def statement(

@@ -22,7 +22,7 @@ from authn.consents import ConsentError, check_accounts, check_permissions
 from authn.errors import AuthnError, invalid_request
 from authn.service.http import no_store, read_json
 from authn.service.routes_factors import STATE, bearer, require_admin
-from authn.service.routes_oauth import CLIENT_ACR
+from authn.service.routes_oauth import is_client_token
 from authn.service.state import AuthnState
 from authn.tokens import VerifiedToken
 
@@ -44,13 +44,9 @@ def _unknown() -> AuthnError:
     return AuthnError("consent:unknown", "", 404)
 
 
-def _is_partner(token: VerifiedToken) -> bool:
-    return token.acr == CLIENT_ACR and token.client_id == token.subject
-
-
 async def _partner(request: web.Request) -> VerifiedToken:
     token = await bearer(request)
-    if not _is_partner(token):
+    if not is_client_token(token):
         raise AuthnError("consent:partner_only", "a partner's client token is required", 403)
     if CONSENT_SCOPE not in token.scope:
         raise AuthnError("insufficient_scope", f"scope {CONSENT_SCOPE} is required", 403)
@@ -59,7 +55,7 @@ async def _partner(request: web.Request) -> VerifiedToken:
 
 async def _customer(request: web.Request) -> VerifiedToken:
     token = await bearer(request)
-    user = None if _is_partner(token) else await _state(request).store.get_user(token.subject)
+    user = None if is_client_token(token) else await _state(request).store.get_user(token.subject)
     if user is None or user.disabled or user.kind != "customer":
         raise AuthnError("consent:customer_only", "a customer's token is required", 403)
     return token
@@ -96,7 +92,7 @@ async def get_consent(request: web.Request) -> web.Response:
     now = time.time()
     if consent is None:
         raise _unknown()
-    if _is_partner(token):
+    if is_client_token(token):
         if consent.client_id != token.subject:
             raise _unknown()
     else:
@@ -148,7 +144,7 @@ async def revoke_consent(request: web.Request) -> web.Response:
     consent = await store.get(_consent_id(request))
     if consent is None:
         raise _unknown()
-    if _is_partner(token):
+    if is_client_token(token):
         owner, by = consent.client_id == token.subject, f"partner:{token.subject}"
     else:
         await _customer(request)

@@ -21,10 +21,16 @@ from authn.errors import AuthnError, invalid_grant, invalid_request
 from authn.service.http import no_store, read_form, read_json
 from authn.service.routes_factors import FIRST_PARTY_CLIENT, STATE, public_url, require_admin
 from authn.service.state import AuthnState
+from authn.tokens import VerifiedToken
 
 routes = web.RouteTableDef()
 CLIENT_ACR = "urn:ztgate:acr:client"
 """acr of client_credentials tokens: the client authenticated, no user did."""
+
+
+def is_client_token(token: VerifiedToken) -> bool:
+    """A partner's own token (``client_credentials``): no user behind it."""
+    return token.acr == CLIENT_ACR and token.client_id == token.subject
 
 
 def _state(request: web.Request) -> AuthnState:

@@ -98,7 +98,10 @@ def _load_sealed(path: Path, kek: KeyEncryptionKeyRing, context: bytes, size: in
     return kek.open(path.read_bytes(), context=context)
 
 
-def _load_keyring(directory: Path, kek: KeyEncryptionKeyRing, algorithm: str) -> KeyRing:
+def load_or_create_keyring(directory: Path, kek: KeyEncryptionKeyRing, algorithm: str) -> KeyRing:
+    """The key ring sealed with `kek` in `directory`, generated (one `algorithm` key,
+    directory mode 0700) on first use: authn's token keys, and ``ztgate up``'s
+    assertion and directory keys."""
     if (directory / "keyring.json").exists():
         return KeyRing.load(directory, envelope=kek)
     ring = KeyRing()
@@ -123,7 +126,7 @@ async def open_state(
 ) -> AuthnState:
     state_dir = _private_dir(state_dir)
     kek = _load_kek(state_dir)
-    keyring = _load_keyring(state_dir / "keys" / "tokens", kek, signing_algorithm)
+    keyring = load_or_create_keyring(state_dir / "keys" / "tokens", kek, signing_algorithm)
     pepper = _load_sealed(state_dir / "refresh-pepper.bin", kek, b"authn:refresh-pepper", 32)
     url = config.database_url or f"sqlite://{(state_dir / 'authn.db').resolve()}"
     store = await open_store(url, schema=schema)
