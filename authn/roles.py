@@ -1,4 +1,4 @@
-"""Staff roles (e.g. ``csr``): what a remote customer-service agent may do, which the
+"""Staff roles (``csr``, ``csr_supervisor``, ``auditor``…): what a staff member may do, which the
 edge policy checks as ``identity.roles``.
 
 Kept in a table of their own (``staff_roles``, versions in ``roles_schema_version``)

@@ -125,12 +125,17 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 
 
 def request(
-    url: str, path: str, method: str = "GET", headers: dict[str, str] | None = None
+    url: str,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        body = b"{}" if method == "POST" else None
+        if body is None and method == "POST":
+            body = b"{}"
         hdrs = {"content-type": "application/json", **(headers or {})}
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()

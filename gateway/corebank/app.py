@@ -7,7 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from authn.service.http import errors_middleware
-from gateway.corebank import routes_open, routes_retail, routes_staff
+from gateway.corebank import routes_audit, routes_open, routes_retail, routes_staff
 from gateway.corebank.callers import Authenticator
 from gateway.corebank.http import AUTHENTICATE, STORE
 from gateway.corebank.store import BankStore
@@ -27,4 +27,5 @@ def create_app(
     app.add_routes(routes_retail.routes)
     app.add_routes(routes_staff.routes)
     app.add_routes(routes_open.routes)
+    app.add_routes(routes_audit.routes)
     return app

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from authn.errors import AuthnError, invalid_request
 from gateway.corebank.callers import Authenticator, Caller, CallerKind, valid_identifier
-from gateway.corebank.model import CST, Account
+from gateway.corebank.model import CST, Account, StaffUser
 from gateway.corebank.store import BankStore
 
 STORE: web.AppKey[BankStore] = web.AppKey("corebank_store", BankStore)
@@ -73,6 +73,16 @@ async def require_caller(request: web.Request, *kinds: CallerKind) -> Caller:
         if member is None or not member.active:
             raise AuthnError("forbidden", "not an active staff member", 403)
     return caller
+
+
+async def require_staff(request: web.Request, *roles: str) -> StaffUser:
+    """An active staff member whose role in the bank's own staff records is one of
+    `roles` (the edge checked the caller's token roles; this is the bank's word)."""
+    caller = await require_caller(request, "staff")
+    member = await store(request).staff_member(caller.subject)
+    if member is None or member.role not in roles:
+        raise AuthnError("forbidden", f"this task is for staff in role {' or '.join(roles)}", 403)
+    return member
 
 
 def path_id(request: web.Request, name: str) -> str:

@@ -14,6 +14,8 @@ the transfer logic cannot leave an account overdrawn.
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -69,6 +71,17 @@ SCHEMA: Final = (
         scope TEXT NOT NULL, key TEXT NOT NULL, request_digest TEXT NOT NULL,
         status INTEGER NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL,
         PRIMARY KEY (scope, key)) STRICT""",
+    """CREATE TABLE IF NOT EXISTS online_access (
+        customer_id TEXT PRIMARY KEY REFERENCES customers (customer_id),
+        status TEXT NOT NULL CHECK (status IN ('active', 'locked')),
+        failed_logins INTEGER NOT NULL CHECK (failed_logins >= 0),
+        changed_at INTEGER NOT NULL) STRICT""",
+    """CREATE TABLE IF NOT EXISTS staff_actions (
+        action_id TEXT PRIMARY KEY, staff_id TEXT NOT NULL REFERENCES staff (staff_id),
+        customer_id TEXT NOT NULL REFERENCES customers (customer_id),
+        action TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL) STRICT""",
+    """CREATE INDEX IF NOT EXISTS staff_actions_by_customer
+        ON staff_actions (customer_id, at DESC, action_id DESC)""",
 )
 
 SELECT_ACCOUNTS: Final = (
@@ -82,6 +95,12 @@ SELECT_CARDS: Final = (
 SELECT_TRANSACTIONS: Final = (
     "SELECT txn_id, account_id, booked_at, amount_fen, balance_after_fen, kind, description,"
     " merchant, counterparty_name, counterparty_account, channel FROM transactions"
+)
+SELECT_TRANSFERS: Final = (
+    "SELECT t.transfer_id, t.initiated_by, t.channel, t.from_account_id, a.number,"
+    " t.to_account_number, t.to_account_id, t.payee_name, t.amount_fen, t.currency,"
+    " t.memo, t.status, t.created_at FROM transfers t"
+    " JOIN accounts a ON a.account_id = t.from_account_id"
 )
 """Column lists in dataclass field order; the row mappers below rely on it."""
 
@@ -112,6 +131,26 @@ def card_row(r: Row) -> Card:
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], date.fromisoformat(r[9]),
         r[10], r[11], r[12],
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    """A staff member's action on a customer (an unlock), kept for audit."""
+
+    action_id: str
+    staff_id: str
+    staff_name: str
+    customer_id: str
+    action: str
+    reason: str
+    at: datetime
+
+
+def transfer_row(r: Row) -> Transfer:
+    created = datetime.fromtimestamp(r[12], CST)
+    return Transfer(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], created
+    )
 
 
 def txn_row(r: Row) -> Transaction:
@@ -205,20 +244,69 @@ class BankStore:
         return page, (int(last.booked_at.timestamp()), last.txn_id) if last else None
 
     async def transfer(self, transfer_id: str) -> Transfer | None:
+        rows = await self.db.fetch(f"{SELECT_TRANSFERS} WHERE t.transfer_id = $1", transfer_id)
+        return transfer_row(rows[0]) if rows else None
+
+    async def transfers_of(self, customer_id: str, limit: int) -> list[Transfer]:
+        """The customer's transfers, paid or received, newest first."""
         rows = await self.db.fetch(
-            "SELECT t.transfer_id, t.initiated_by, t.channel, t.from_account_id, a.number,"
-            " t.to_account_number, t.to_account_id, t.payee_name, t.amount_fen, t.currency,"
-            " t.memo, t.status, t.created_at FROM transfers t"
-            " JOIN accounts a ON a.account_id = t.from_account_id WHERE t.transfer_id = $1",
-            transfer_id,
+            f"{SELECT_TRANSFERS} WHERE a.customer_id = $1 OR t.to_account_id IN"  # noqa: S608
+            " (SELECT account_id FROM accounts WHERE customer_id = $1)"
+            " ORDER BY t.created_at DESC, t.transfer_id DESC LIMIT $2",
+            customer_id,
+            limit,
         )
-        if not rows:
-            return None
-        r = rows[0]
-        created = datetime.fromtimestamp(r[12], CST)
-        return Transfer(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], created
+        return [transfer_row(r) for r in rows]
+
+    async def online_access(self, customer_id: str) -> tuple[str, int]:
+        """(status, failed logins) of the customer's online banking; no row: active, 0."""
+        rows = await self.db.fetch(
+            "SELECT status, failed_logins FROM online_access WHERE customer_id = $1", customer_id
         )
+        return (rows[0][0], rows[0][1]) if rows else ("active", 0)
+
+    async def unlock(
+        self, customer_id: str, staff_id: str, reason: str
+    ) -> tuple[StaffAction, tuple[str, int]]:
+        """Reactivate the customer's online banking and clear its failed logins,
+        recording who did it and why in the same transaction (no unrecorded unlock);
+        returns the action and the (status, failed logins) it replaced."""
+        now = int(time.time())
+        action_id = "act_" + secrets.token_hex(8)
+        async with self.db.transaction() as tx:
+            before = await tx.fetch(
+                "SELECT status, failed_logins FROM online_access WHERE customer_id = $1",
+                customer_id,
+            )
+            await tx.execute(
+                "INSERT INTO online_access VALUES ($1, 'active', 0, $2) ON CONFLICT (customer_id)"
+                " DO UPDATE SET status = 'active', failed_logins = 0, changed_at = $2",
+                customer_id,
+                now,
+            )
+            await tx.execute(
+                "INSERT INTO staff_actions VALUES ($1, $2, $3, 'unlock_online_banking', $4, $5)",
+                action_id, staff_id, customer_id, reason, now,
+            )  # fmt: skip
+            named = await tx.fetch("SELECT name FROM staff WHERE staff_id = $1", staff_id)
+        at = datetime.fromtimestamp(now, CST)
+        action = StaffAction(
+            action_id, staff_id, named[0][0], customer_id, "unlock_online_banking", reason, at
+        )
+        return action, ((before[0][0], before[0][1]) if before else ("active", 0))
+
+    async def staff_actions_of(self, customer_id: str, limit: int) -> list[StaffAction]:
+        rows = await self.db.fetch(
+            "SELECT x.action_id, x.staff_id, s.name, x.customer_id, x.action, x.reason, x.at"
+            " FROM staff_actions x JOIN staff s ON s.staff_id = x.staff_id"
+            " WHERE x.customer_id = $1 ORDER BY x.at DESC, x.action_id DESC LIMIT $2",
+            customer_id,
+            limit,
+        )
+        return [
+            StaffAction(r[0], r[1], r[2], r[3], r[4], r[5], datetime.fromtimestamp(r[6], CST))
+            for r in rows
+        ]
 
 
 async def connect(state_dir: Path) -> tuple[aiosqlite.Connection, Path]:

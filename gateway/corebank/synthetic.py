@@ -216,11 +216,14 @@ def _card(
 
 
 def make_staff(draw: Draw, count: int) -> list[StaffUser]:
+    """`count` staff; the first of them hold each role in turn, so every role's
+    tasks (a supervisor's unlock, an auditor's review) have someone to do them."""
     staff: list[StaffUser] = []
-    for _ in range(count):
+    for i in range(count):
         gender = draw.pick(("M", "F"))
         surname, given, _ = person_name(draw, gender)
-        role, title = draw.pick(vocab.STAFF_ROLES)
+        roles = vocab.STAFF_ROLES
+        role, title = roles[i] if i < len(roles) else draw.pick(roles)
         while not draw.unique(staff_id := "E" + draw.digits(6)):
             pass
         staff.append(

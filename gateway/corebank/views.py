@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.corebank.model import Account, Card, Customer, StaffUser, Transaction
 from gateway.corebank.money import CURRENCY, format_fen
-from gateway.corebank.store import Transfer
+from gateway.corebank.store import StaffAction, Transfer
 
 Json = dict[str, Any]
 
@@ -154,3 +154,69 @@ def staff_customer_view(profile: Json, accounts: list[Account], cards: list[Card
 
 def staff_document(s: StaffUser) -> Json:
     return {"staff_id": s.staff_id, "name": s.name, "title": s.title, "branch": s.branch}
+
+
+def staff_accounts_view(customer_id: str, accounts: list[Account]) -> Json:
+    return {"customer_id": customer_id, "accounts": [account_document(a) for a in accounts]}
+
+
+def staff_action_document(a: StaffAction) -> Json:
+    return {
+        "action_id": a.action_id,
+        "action": a.action,
+        "customer_id": a.customer_id,
+        "staff": {"staff_id": a.staff_id, "name": a.staff_name},
+        "reason": a.reason,
+        "at": a.at.isoformat(),
+    }
+
+
+def unlock_document(
+    action: StaffAction, previous: tuple[str, int], profile: Json, accounts: list[Account]
+) -> Json:
+    """The unlock's result, echoing the customer record as core systems do: the task
+    needs none of it, and the edge's ``staff_minimal`` profile removes every C2 value."""
+    return {
+        "action_id": action.action_id,
+        "online_banking": {
+            "status": "active",
+            "previous_status": previous[0],
+            "failed_logins_cleared": previous[1],
+        },
+        "unlocked_by": {"staff_id": action.staff_id, "name": action.staff_name},
+        "unlocked_at": action.at.isoformat(),
+        "customer": profile,
+        "accounts": [account_document(a) for a in accounts],
+    }
+
+
+def audit_activity(
+    profile: Json,
+    online_banking: tuple[str, int],
+    accounts: list[Account],
+    transfers: list[Transfer],
+    actions: list[StaffAction],
+) -> Json:
+    """An auditor's view of one customer: identity, accounts, transfers and the staff
+    actions taken on them, with the identifiers that let records be matched up (the
+    edge's ``audit`` profile turns them into audit-wide pseudonyms)."""
+    return {
+        "customer": {
+            "customer_id": profile["customer_id"],
+            "name": profile["name"],
+            "resident_id": profile["id_document"]["number"],
+            "mobile": profile["mobile"],
+            "online_banking": {"status": online_banking[0], "failed_logins": online_banking[1]},
+        },
+        "accounts": [
+            {
+                "account_id": a.account_id,
+                "account_number": a.number,
+                "status": a.status,
+                "opened_on": a.opened_on.isoformat(),
+            }
+            for a in accounts
+        ],
+        "transfers": [transfer_document(t) for t in transfers],
+        "staff_actions": [staff_action_document(a) for a in actions],
+    }

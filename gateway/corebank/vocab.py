@@ -191,6 +191,7 @@ STAFF_ROLES: Final = (
     ("teller", "柜员"),
     ("relationship_manager", "客户经理"),
     ("supervisor", "运营主管"),
+    ("auditor", "内审专员"),
 )
 BRANCHES: Final = (
     "北京分行朝阳支行", "北京分行海淀支行", "上海分行浦东支行", "上海分行徐汇支行",

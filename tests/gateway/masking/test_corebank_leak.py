@@ -21,7 +21,7 @@ import pytest
 
 from gateway.corebank import routes_open, views
 from gateway.corebank.model import CST, Bank
-from gateway.corebank.store import Transfer
+from gateway.corebank.store import StaffAction, Transfer
 from gateway.corebank.synthetic import generate
 from gateway.masking.body import mask_body
 from gateway.masking.detector import find
@@ -78,6 +78,20 @@ def documents(bank: Bank) -> Iterator[tuple[str, Any]]:
             {"customers": [{"customer_id": c.customer_id, "name": c.name, "mobile": c.mobile}]},
         )
         yield "ob.accounts.list", {"accounts": [routes_open._account(a, c.name) for a in accounts]}
+        yield "staff.customers.accounts", views.staff_accounts_view(c.customer_id, accounts)
+        s = bank.staff[len(c.customer_id) % len(bank.staff)]
+        reason = f"{c.name} 来电, 手机 {c.mobile}, 身份证 {c.resident_id}"  # staff type anything
+        at = datetime(2026, 10, 2, 14, 0, tzinfo=CST)
+        action = StaffAction("act_1", s.staff_id, s.name, c.customer_id, "unlock", reason, at)
+        yield (
+            "staff.customers.unlock",
+            views.unlock_document(action, ("locked", 3), profile, accounts),
+        )
+        paid = [_transfer(bank, i) for i in range(3)]
+        yield (
+            "audit.customers.activity",
+            views.audit_activity(profile, ("locked", 3), accounts, paid, [action]),
+        )
         for a in accounts:
             yield "accounts.detail", views.account_document(a)
             yield "accounts.balances", views.balance_document(a, "2026-11-01T10:00:00+08:00")

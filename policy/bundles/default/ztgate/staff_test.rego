@@ -84,3 +84,50 @@ test_staff_risk_too_high_denied if {
 	result.reasons == ["risk:too_high"]
 	fx.decide(object.union(fx.staff, {"risk": {"score": 49}})).allow == true
 }
+
+accounts := {"route": {"id": "staff.customers.accounts"}}
+
+audit_route := {"route": {"id": "audit.customers.activity", "api_product": "audit"}}
+
+auditor := object.union(fx.staff, object.union(audit_route, {"identity": {"roles": ["auditor"]}}))
+
+test_staff_customer_accounts_for_csr_roles if {
+	result := fx.decide(object.union(fx.staff, accounts))
+	result.allow == true
+	result.obligations.mask_profile == "staff_restricted"
+	supervisor := {"identity": {"roles": ["csr_supervisor"]}}
+	fx.decide(object.union(fx.staff, object.union(accounts, supervisor))).allow == true
+}
+
+test_auditor_gets_audit_pseudonyms if {
+	result := fx.decide(auditor)
+	result.allow == true
+	result.reasons == ["allow:staff"]
+	result.obligations.mask_profile == "audit"
+	result.obligations.audit == "full"
+}
+
+test_audit_route_refuses_customer_service_roles if {
+	every roles in [["csr"], ["csr_supervisor"], []] {
+		result := fx.decide(object.union(auditor, {"identity": {"roles": roles}}))
+		fx.denied(result)
+		result.reasons == ["identity:missing_role"]
+	}
+}
+
+test_auditor_cannot_serve_customers if {
+	every id in ["staff.customers.view", "staff.customers.accounts", "staff.customers.unlock"] {
+		doc := object.union(fx.staff, {"route": {"id": id}, "identity": {"roles": ["auditor"]}})
+		result := fx.decide(doc)
+		fx.denied(result)
+		result.reasons == ["identity:missing_role"]
+	}
+}
+
+test_auditor_needs_mfa_and_a_bound_device if {
+	weak := fx.decide(object.union(auditor, {"identity": {"acr": "urn:ztgate:acr:pwd"}}))
+	weak.reasons == ["step_up:acr_too_weak"]
+	known := fx.decide(object.union(auditor, {"device": {"trust": "known"}}))
+	fx.denied(known)
+	known.reasons == ["device:untrusted"]
+}
