@@ -205,3 +205,29 @@ def test_the_customer_still_sees_a_usable_page() -> None:
     assert out["card_number"] == card.number[:6] + "*" * (len(card.number) - 10) + card.number[-4:]
     assert out["cardholder_name"] == holder.name[0] + "*" * (len(holder.name) - 1)
     assert out["status"] == card.status and "cvn" not in out and "expiry" not in out
+
+
+def test_audit_pseudonyms_join_records_across_customers_and_only_for_audit() -> None:
+    """One account number is one audit pseudonym in every review (the payer's transfer
+    names the payee's account as the payee's own review lists it), and it is neither
+    the number nor what a partner sees for it."""
+    the_bank = bank()
+    paid = _transfer(the_bank, 0)
+    payee_id = next(a.customer_id for a in the_bank.accounts if a.number == paid.to_account_number)
+    payee = next(c for c in the_bank.customers if c.customer_id == payee_id)
+    accounts = [a for a in the_bank.accounts if a.customer_id == payee_id]
+    review = views.audit_activity(views.customer_document(payee), ("active", 0), accounts, [], [])
+    route = "audit.customers.activity"
+    masked_review = ENGINE.mask(review, Request(route, "audit"))
+    masked_transfer = ENGINE.mask(views.transfer_document(paid), Request(route, "audit"))
+    to_account = masked_transfer["to_account_number"]
+    assert to_account in {a["account_number"] for a in masked_review["accounts"]}
+    assert to_account != paid.to_account_number
+    partner = ENGINE.mask(
+        views.transfer_document(paid), Request(route, "audit", "fintech-budgetly")
+    )
+    assert partner["to_account_number"] == to_account  # the audit scope, whoever asks
+    as_partner = ENGINE.mask(
+        views.transfer_document(paid), Request("transfers.view", "partner", "fintech-budgetly")
+    )
+    assert as_partner["to_account_number"] not in (to_account, paid.to_account_number)
