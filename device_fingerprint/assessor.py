@@ -104,6 +104,9 @@ class DeviceAssessor:
         self._clock = clock
         self._matcher = Matcher(self._config)
         self._payloads: LRU[bytes, Signals | str] = LRU(self._config.payload_cache)
+        self._consistency: LRU[tuple[object, ...], tuple[str, ...]] = LRU(
+            self._config.payload_cache
+        )
         self._subjects: LRU[str, SubjectEntry] = LRU(self._config.cache_subjects)
         self._farm: LRU[str, GraphView] = LRU(self._config.cache_subjects)
         self._locks = [asyncio.Lock() for _ in range(_LOCKS)]
@@ -144,22 +147,20 @@ class DeviceAssessor:
         now = self._clock()
         key_id = f"jkt:{obs.key_thumbprint}" if obs.key_thumbprint else None
         signals: Signals | None = None
+        digest = None
         if obs.signals is not None:
-            parsed = self._parse(obs.signals)
+            if len(obs.signals) > self._config.max_payload_bytes:
+                reason = "payload:invalid:too_large"  # refused before hashing it
+                return DeviceAssessment(key_id, False, False, TrustLevel.SUSPICIOUS, (), (reason,))
+            # A process-local cache key, never stored or shown: SHA-256 costs a sixth of
+            # SM3 here, and device ids themselves stay SM3 (`signals.canonical_id`).
+            digest = hashlib.sha256(obs.signals).digest()
+            parsed = self._parse(obs.signals, digest)
             if isinstance(parsed, str):
                 reason = f"payload:invalid:{parsed}"
                 return DeviceAssessment(key_id, False, False, TrustLevel.SUSPICIOUS, (), (reason,))
             signals = parsed
-        anomalies = list(
-            consistency.anomalies(
-                signals,
-                user_agent=obs.user_agent,
-                client_hints=obs.client_hints,
-                ja4=obs.ja4,
-                region=region,
-                now=now,
-            )
-        )
+        anomalies = list(self._anomalies_of(obs, digest, signals, region, now))
         if obs.subject is None:
             device_id = key_id or (signals.signal_id if signals else None)
             return self._verdict(device_id, None, True, False, anomalies, "subject:anonymous")
@@ -206,12 +207,39 @@ class DeviceAssessor:
         is_known = known is not None and not new
         return DeviceAssessment(device_id, is_known, bound, trust, tuple(anomalies), tuple(reasons))
 
-    def _parse(self, raw: bytes) -> Signals | str:
-        if len(raw) > self._config.max_payload_bytes:
-            return "too_large"  # refused before hashing it
-        # A process-local cache key, never stored or shown: SHA-256 costs a sixth of SM3
-        # here, and device ids themselves stay SM3 (`signals.canonical_id`).
-        digest = hashlib.sha256(raw).digest()
+    def _anomalies_of(
+        self,
+        obs: DeviceObservation,
+        digest: bytes | None,
+        signals: Signals | None,
+        region: str | None,
+        now: float,
+    ) -> tuple[str, ...]:
+        """`consistency.anomalies`, memoised: it is a function of the payload, the
+        headers, the region and the hour (the time-zone check reads the offset at the
+        request's hour), and a client repeats all of them request after request."""
+        key = (
+            digest,
+            obs.user_agent,
+            tuple(obs.client_hints.items()),
+            obs.ja4,
+            region,
+            int(now // 3600),
+        )
+        found = self._consistency.get(key)
+        if found is None:
+            found = consistency.anomalies(
+                signals,
+                user_agent=obs.user_agent,
+                client_hints=obs.client_hints,
+                ja4=obs.ja4,
+                region=region,
+                now=now,
+            )
+            self._consistency.put(key, found)
+        return found
+
+    def _parse(self, raw: bytes, digest: bytes) -> Signals | str:
         cached = self._payloads.get(digest)
         if cached is not None:
             return cached

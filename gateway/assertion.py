@@ -56,6 +56,8 @@ from crypto.keyring import KeyRing
 from gateway import ids
 from gateway.jwks import JwksError, parse_jwks
 
+_json_string: Final = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
 __all__ = [
     "ASSERTION_TYP",
     "HMAC_ALG",
@@ -134,6 +136,11 @@ class Assertion:
     expires_at: float
     jti: str
     consent: AssertedConsent | None = None
+
+
+def _str(value: str | None) -> str:
+    """A claim's JSON text (ASCII-escaped, as ``json.dumps(ensure_ascii=True)``)."""
+    return "null" if value is None else _json_string(value)
 
 
 def _b64u(data: bytes) -> str:
@@ -252,28 +259,40 @@ class AssertionSigner:
         consent: AssertedConsent | None = None,
     ) -> str:
         iat = int(time.time() if now is None else now)
-        claims: dict[str, Any] = {
-            "iss": self.issuer,
-            "sub": subject,
-            "kind": kind,
-            "acr": acr,
-            "device": device,
-            "risk": risk,
-            "decision_id": decision_id,
-            "route_id": route_id,
-            "method": method,
-            "path": path,
-            "iat": iat,
-            "exp": iat + self.ttl,
-            "jti": ids.token(16),
-        }
+        # The claims as `json.dumps(..., separators=(",", ":"), ensure_ascii=True)` writes
+        # them, member by member (one per check; a third of dumps' cost).
+        parts = [
+            '{"iss":',
+            _str(self.issuer),
+            ',"sub":',
+            _str(subject),
+            ',"kind":',
+            _str(kind),
+            ',"acr":',
+            _str(acr),
+            ',"device":',
+            _str(device),
+            f',"risk":{int(risk)},"decision_id":',
+            _str(decision_id),
+            ',"route_id":',
+            _str(route_id),
+            ',"method":',
+            _str(method),
+            ',"path":',
+            _str(path),
+            f',"iat":{iat},"exp":{iat + self.ttl},"jti":"{ids.token(16)}"',
+        ]
         if consent is not None:
-            claims["consent"] = {
-                "id": consent.consent_id,
-                "customer": consent.customer,
-                "accounts": list(consent.accounts),
-            }
-        payload = _b64u(json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode())
+            accounts = ",".join(_str(account) for account in consent.accounts)
+            parts += [
+                ',"consent":{"id":',
+                _str(consent.consent_id),
+                ',"customer":',
+                _str(consent.customer),
+                f',"accounts":[{accounts}]}}',
+            ]
+        parts.append("}")
+        payload = _b64u("".join(parts).encode("ascii"))
         if self._mac is not None:
             signing_input = f"{self._hmac_header}.{payload}"
             return f"{signing_input}.{_b64u(self._mac.mac(signing_input.encode('ascii')))}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import os
 import threading
-import uuid
 from typing import Final
 
 __all__ = ["decision_id", "random_bytes", "token"]
@@ -56,8 +55,14 @@ def random_bytes(n: int) -> bytes:
 
 
 def decision_id() -> str:
-    """A random UUID (version 4, RFC 9562 §5.4) as the decision id."""
-    return str(uuid.UUID(bytes=_pool.take(16), version=4))
+    """A random UUID (version 4, RFC 9562 §5.4) as the decision id: the version and
+    variant bits set on pool bytes, formatted as `uuid.UUID` does (a quarter of its cost;
+    one per check)."""
+    raw = bytearray(_pool.take(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10 (RFC 9562 §4.1)
+    x = raw.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def token(n: int = 16) -> str:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from crypto import jose, keys, sm3
 from crypto.keyring import KeyRing
 from gateway.assertion import (
+    AssertedConsent,
     ASSERTION_TYP,
     AssertionKeys,
     AssertionSigner,
@@ -263,3 +264,53 @@ def test_arbitrary_base64url_segments_are_refused_with_a_code(segments: list[str
         verify_assertion(
             ".".join(segments), expected_method="GET", expected_path="/", keys=keyset, now=NOW
         )
+
+
+_TEXT = st.text(max_size=40)
+
+
+@given(
+    subject=st.none() | _TEXT,
+    acr=st.none() | _TEXT,
+    device=st.none() | _TEXT,
+    path=_TEXT,
+    risk=st.integers(0, 100),
+    accounts=st.none() | st.lists(_TEXT, max_size=3),
+)
+def test_the_payload_is_the_claims_as_compact_ascii_json(
+    subject: str | None,
+    acr: str | None,
+    device: str | None,
+    path: str,
+    risk: int,
+    accounts: list[str] | None,
+) -> None:
+    """The signer writes the claims member by member; the bytes must be exactly what
+    ``json.dumps(separators=(",", ":"), ensure_ascii=True)`` gives, whatever the text."""
+    signer = AssertionSigner(issuer="edge-\u00e9", hmac_key=b"k" * 32)
+    consent = None if accounts is None else AssertedConsent("c\u4e2d", '"u"', tuple(accounts))
+    token = signer.sign(
+        subject=subject,
+        kind="customer",
+        acr=acr,
+        device=device,
+        risk=risk,
+        decision_id="d\\1",
+        route_id="r",
+        method="GET",
+        path=path,
+        now=1_000.9,
+        consent=consent,
+    )
+    raw = base64.urlsafe_b64decode(token.split(".")[1] + "==")
+    claims = json.loads(raw)
+    assert raw == json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode()
+    assert (claims["sub"], claims["acr"], claims["device"], claims["path"]) == (
+        subject,
+        acr,
+        device,
+        path,
+    )
+    assert claims["iat"] == 1_000 and claims["exp"] == 1_000 + signer.ttl
+    if accounts is not None:
+        assert claims["consent"] == {"id": "c\u4e2d", "customer": '"u"', "accounts": accounts}
