@@ -66,7 +66,11 @@ RISK: Final = "x-ztgate-risk"
 DECISION_ID: Final = "x-ztgate-decision-id"
 MASK_PROFILE: Final = "x-ztgate-mask-profile"
 ASSERTION: Final = "x-ztgate-assertion"
-OWN_HEADERS: Final = frozenset({SUBJECT, ACR, DEVICE, RISK, DECISION_ID, MASK_PROFILE, ASSERTION})
+CLIENT: Final = "x-ztgate-client"
+"""A partner's client id: Envoy's per-partner token bucket is keyed on it."""
+OWN_HEADERS: Final = frozenset(
+    {SUBJECT, ACR, DEVICE, RISK, DECISION_ID, MASK_PROFILE, ASSERTION, CLIENT}
+)
 _CHALLENGE: Final = 'Bearer realm="ztgate"'
 _OK: Final = {"labels": {"status": "200"}}
 _STATUS_LABELS: Final = {code: {"labels": {"status": str(code)}} for code in (401, 403)}
@@ -408,13 +412,16 @@ class Pipeline:
         now: float,
     ) -> Allow:
         subject, acr, device_id = identity.subject, identity.acr, device.device_id
+        partner = (
+            identity.token.client_id if identity.kind == "partner" and identity.token else None
+        )
         mask_profile = decision.obligations.mask_profile
         headers: list[tuple[str, str]] = [
             (RISK, str(risk.score)),
             (DECISION_ID, decision_id),
             (MASK_PROFILE, mask_profile),
         ]
-        for name, value in ((SUBJECT, subject), (ACR, acr), (DEVICE, device_id)):
+        for name, value in ((SUBJECT, subject), (ACR, acr), (DEVICE, device_id), (CLIENT, partner)):
             if value is not None:
                 headers.append((name, value))
         headers.extend(
@@ -438,7 +445,4 @@ class Pipeline:
             consent=_asserted_consent(identity, now),
         )
         headers.append((ASSERTION, assertion))
-        partner = (
-            identity.token.client_id if identity.kind == "partner" and identity.token else None
-        )
         return Allow(decision_id, tuple(headers), mask_profile, client_id=partner)
