@@ -8,13 +8,19 @@ Filter order, and why:
    ``x-ztgate-ja4`` (OVERWRITE_IF_EXISTS_OR_ADD). It runs before ext_authz
    because route-level header additions are applied by the router, after
    ext_authz (STANDARDS.md, Envoy).
-2. ``ext_authz`` — the edge agent decides; a failure or a timeout is a deny
+2. ``local_ratelimit`` — routes with a ``local_rate_limit`` get one token bucket
+   per route here, before ext_authz, so a flood is refused without asking the agent.
+3. ``ext_authz`` — the edge agent decides; a failure or a timeout is a deny
    (``failure_mode_allow: false``). Only the headers the pipeline needs are
    sent; the route's facts travel as per-route context extensions.
-3. ``buffer`` — the request-size limit (413 beyond it; per-route overrides).
-4. ``ext_proc`` — response processing (masking) on routes marked ``masking``;
-   emitted only when some route is, disabled per route elsewhere.
-5. ``router`` — without ``x-envoy-*`` headers in either direction.
+4. ``local_ratelimit`` once more, named `PARTNER_RATE_LIMIT_FILTER`: routes with a
+   ``partner_rate_limit`` get a token bucket per partner, keyed on the
+   ``x-ztgate-client`` header the allow set (ext_authz's upstream headers are
+   applied before the next filter runs; a client's own copy was removed in 1).
+5. ``buffer`` — the request-size limit (413 beyond it; per-route overrides).
+6. ``ext_proc`` — response processing (masking, response signatures) on routes
+   marked ``masking``; emitted only when some route is, disabled per route elsewhere.
+7. ``router`` — without ``x-envoy-*`` headers in either direction.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ from edge_nodes.resources import (
 from gateway.config import GatewayConfig, Listener
 
 INTERNAL_HEADER_PREFIX: Final = "x-ztgate-"
+CLIENT_HEADER: Final = "x-ztgate-client"
+"""Set by the agent's allow for a partner (its client id): the per-partner bucket key."""
+PARTNER_RATE_LIMIT_FILTER: Final = "ztgate.partner_local_ratelimit"
 JA4_HEADER: Final = "x-ztgate-ja4"
 DEVICE_SIGNALS_HEADER: Final = "x-device-signals"
 AGENT_HEADERS: Final[tuple[dict[str, Any], ...]] = (
@@ -213,6 +222,12 @@ def _http_filters(cfg: GatewayConfig, listener: Listener) -> list[dict[str, Any]
             "typed_config": {"@type": LOCAL_RATE_LIMIT, "stat_prefix": "local_rate_limit"},
         },
         {"name": "envoy.filters.http.ext_authz", "typed_config": _ext_authz(cfg)},
+        # Routes with a partner_rate_limit get a token bucket per partner here, after
+        # ext_authz set x-ztgate-client (edge_nodes.routes.partner_rate_limit).
+        {
+            "name": PARTNER_RATE_LIMIT_FILTER,
+            "typed_config": {"@type": LOCAL_RATE_LIMIT, "stat_prefix": "partner_rate_limit"},
+        },
         {
             "name": "envoy.filters.http.buffer",
             "typed_config": {"@type": BUFFER, "max_request_bytes": cfg.http.max_request_bytes},

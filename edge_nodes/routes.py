@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from edge_nodes.listeners import route_config_name, uses_ext_proc
+from edge_nodes.listeners import (
+    CLIENT_HEADER,
+    PARTNER_RATE_LIMIT_FILTER,
+    route_config_name,
+    uses_ext_proc,
+)
 from edge_nodes.resources import (
     BUFFER_PER_ROUTE,
     EXT_AUTHZ_PER_ROUTE,
@@ -24,7 +29,7 @@ from edge_nodes.resources import (
     URI_TEMPLATE,
     millis,
 )
-from gateway.config import GatewayConfig, Listener, Route
+from gateway.config import GatewayConfig, Listener, LocalRateLimit, Route
 
 NOT_FOUND_ROUTE: Final = "ztgate.not_found"
 SECURITY_HEADERS: Final = (
@@ -36,24 +41,27 @@ HSTS: Final = ("strict-transport-security", "max-age=31536000")
 
 SIGNED_BODY_LIMIT: Final = 64 * 1024
 """Body sent to the agent on a signed route without its own ``max_request_bytes``."""
+PARTNER_DESCRIPTOR: Final = "ztgate_partner"
+MAX_PARTNER_BUCKETS: Final = 10_000
+"""Per-partner buckets a node keeps per route (least recently used evicted first)."""
 
 
-def local_rate_limit(route: Route) -> dict[str, Any]:
-    """Envoy's token bucket for `route` on this node: 429 with ``Retry-After`` and the
-    draft RateLimit fields (``x-ratelimit-*``) once the bucket is empty."""
-    assert route.local_rate_limit is not None
-    limit = route.local_rate_limit
+def _bucket(limit: LocalRateLimit) -> dict[str, Any]:
+    return {
+        "max_tokens": limit.requests,
+        "tokens_per_fill": limit.requests,
+        "fill_interval": f"{limit.seconds}s",
+    }
+
+
+def _token_bucket_filter(stat_prefix: str, limit: LocalRateLimit, runtime: str) -> dict[str, Any]:
     always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
     return {
         "@type": LOCAL_RATE_LIMIT,
-        "stat_prefix": f"route_{route.id}",
-        "token_bucket": {
-            "max_tokens": limit.requests,
-            "tokens_per_fill": limit.requests,
-            "fill_interval": f"{limit.seconds}s",
-        },
-        "filter_enabled": {**always, "runtime_key": "ztgate.local_rate_limit.enabled"},
-        "filter_enforced": {**always, "runtime_key": "ztgate.local_rate_limit.enforced"},
+        "stat_prefix": stat_prefix,
+        "token_bucket": _bucket(limit),
+        "filter_enabled": {**always, "runtime_key": f"ztgate.{runtime}.enabled"},
+        "filter_enforced": {**always, "runtime_key": f"ztgate.{runtime}.enforced"},
         "response_headers_to_add": [
             {
                 "header": {"key": "retry-after", "value": str(limit.seconds)},
@@ -62,6 +70,45 @@ def local_rate_limit(route: Route) -> dict[str, Any]:
         ],
         "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
     }
+
+
+def local_rate_limit(route: Route) -> dict[str, Any]:
+    """Envoy's token bucket for `route` on this node: 429 with ``Retry-After`` and the
+    draft RateLimit fields (``x-ratelimit-*``) once the bucket is empty."""
+    assert route.local_rate_limit is not None
+    return _token_bucket_filter(f"route_{route.id}", route.local_rate_limit, "local_rate_limit")
+
+
+def partner_rate_limit(route: Route) -> dict[str, Any]:
+    """Envoy's token bucket per partner for `route` on this node, for the filter after
+    ext_authz: the route's own ``rate_limits`` action turns the ``x-ztgate-client``
+    header into a descriptor entry, and a descriptor with an empty value is a dynamic
+    one — one bucket per distinct partner (at most `MAX_PARTNER_BUCKETS`, least
+    recently used evicted). A request without the header (no partner: the agent only
+    sets it for partners) takes the default bucket, of the same size, shared by all
+    such requests; a partner's request takes only its own."""
+    limit = route.partner_rate_limit
+    assert limit is not None
+    out = _token_bucket_filter(f"partner_{route.id}", limit, "partner_rate_limit")
+    out["descriptors"] = [
+        {"entries": [{"key": PARTNER_DESCRIPTOR, "value": ""}], "token_bucket": _bucket(limit)}
+    ]
+    out["max_dynamic_descriptors"] = MAX_PARTNER_BUCKETS
+    out["always_consume_default_token_bucket"] = False
+    out["rate_limits"] = [
+        {
+            "actions": [
+                {
+                    "request_headers": {
+                        "header_name": CLIENT_HEADER,
+                        "descriptor_key": PARTNER_DESCRIPTOR,
+                        "skip_if_absent": True,
+                    }
+                }
+            ]
+        }
+    ]
+    return out
 
 
 def context_extensions(route: Route) -> dict[str, str]:
@@ -147,6 +194,8 @@ def _route(cfg: GatewayConfig, route: Route, ext_proc: bool) -> dict[str, Any]:
         }
     if route.local_rate_limit is not None:
         per_filter["envoy.filters.http.local_ratelimit"] = local_rate_limit(route)
+    if route.partner_rate_limit is not None:
+        per_filter[PARTNER_RATE_LIMIT_FILTER] = partner_rate_limit(route)
     if ext_proc and not route.masking:
         per_filter["envoy.filters.http.ext_proc"] = {"@type": EXT_PROC_PER_ROUTE, "disabled": True}
     return {

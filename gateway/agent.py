@@ -12,7 +12,8 @@ a degraded state:
   engine per worker process) and its `BundleWatcher` for hot reload;
 - the decision log (``decisions-<worker>.jsonl``: one file per worker, so
   workers never interleave or race on rotation);
-- the assertion signer (SM2 key ring or HMAC-SM3 key).
+- the assertion signer (SM2 key ring or HMAC-SM3 key);
+- the response signer (`load_response_signer`), when a key file is configured.
 
 Secret files (HMAC keys, the pseudonym key) must not be readable by group or
 others.
@@ -46,6 +47,7 @@ from gateway.identity import Authenticator
 from gateway.jwks import JwksError, JwksKeys
 from gateway.pipeline import Components, Pipeline
 from gateway.quotas import Quotas
+from gateway.response_signing import ResponseSigner
 from gateway.signatures import RequestSignatures
 from policy.decision_log import DecisionLog
 from policy.reload import BundleWatcher, PolicyHolder
@@ -76,6 +78,18 @@ def read_secret(path: Path, key: str, *, min_length: int = 32) -> bytes:
     if not min_length <= len(data) <= MAX_SECRET_FILE:
         raise AgentStartError(f"{key}: {path} must hold {min_length} to {MAX_SECRET_FILE} bytes")
     return data
+
+
+def load_response_signer(config: AgentConfig) -> ResponseSigner | None:
+    """The edge's response-signing key (``response_signing_key_file``), or None."""
+    path = config.response_signing_key_file
+    if path is None:
+        return None
+    data = read_secret(path, "response_signing_key_file", min_length=64)
+    try:
+        return ResponseSigner.from_pem(data)
+    except ValueError as exc:
+        raise AgentStartError(f"response_signing_key_file: {path}: {exc}") from None
 
 
 def _signer(config: AgentConfig) -> AssertionSigner:
@@ -109,6 +123,8 @@ class Agent:
     quotas: Quotas | None = None
     registrations: RegistrationStore | None = None
     roles: RoleStore | None = None
+    response_signer: ResponseSigner | None = None
+    """Signs the responses to signed requests (in ext_proc); None = they are blocked."""
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -174,6 +190,7 @@ async def open_agent(
 ) -> Agent:
     """Open everything worker `worker` needs (see the module docstring)."""
     signer = _signer(config)
+    response_signer = load_response_signer(config)
     holder = _policy_holder(config)
     try:
         token_keys = JwksKeys(config.token_jwks or Path())
@@ -281,4 +298,5 @@ async def open_agent(
         quotas,
         registrations,
         roles,
+        response_signer,
     )

@@ -95,6 +95,10 @@ class AgentConfig:
     """Pseudonym master key (≥ 32 bytes, mode 0600); None = a random key per process."""
     masking_text_types: tuple[str, ...] = ()
     """Media types masked as text on masked routes instead of being blocked."""
+    response_signing_key_file: Path | None = None
+    """The edge's RFC 9421 response-signing key (PEM PKCS#8, SM2 or P-256, mode
+    0600): signs the response to every signed request (docs/http-signatures.md).
+    None = such responses are blocked with a 502 (fail closed)."""
 
     def __post_init__(self) -> None:
         if _NODE_ID.fullmatch(self.node_id) is None:

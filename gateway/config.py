@@ -185,6 +185,10 @@ class Route:
     local_rate_limit: LocalRateLimit | None = None
     """Envoy's own token bucket for this route on each node, before the agent is
     asked: a flood guard beside the agent's per-caller quotas."""
+    partner_rate_limit: LocalRateLimit | None = None
+    """Envoy's token bucket per partner (the allow's ``x-ztgate-client``) for this
+    route on each node, after the agent allowed: one partner cannot drain another's
+    share of the node."""
     timeout_ms: int = 15_000
     max_request_bytes: int | None = None
 
@@ -404,11 +408,13 @@ def _route(index: int, doc: Mapping[str, Any]) -> Route:
             raise GatewayConfigError(f"{where}.regex", f"not a regular expression: {exc}") from None
     methods = tuple(doc["methods"]) if "methods" in doc else None
     limit = doc.get("local_rate_limit")
+    partner_limit = doc.get("partner_rate_limit")
     return Route(
         match_kind=kind,
         match=value,
         methods=methods,
         local_rate_limit=None if limit is None else LocalRateLimit(**limit),
+        partner_rate_limit=None if partner_limit is None else LocalRateLimit(**partner_limit),
         **_pick(
             doc,
             (

@@ -123,6 +123,10 @@ def _check_routes(cfg: GatewayConfig) -> None:
             raise GatewayConfigError(f"{where}.cluster", f"unknown cluster {route.cluster!r}")
         if route.mtls and not mtls_possible:
             raise GatewayConfigError(f"{where}.mtls", "no listener has tls.client_ca")
+        if route.signed and not route.masking:
+            # The response to a signed request is signed in ext_proc, which only
+            # masked routes pass through (gateway.response_signing).
+            raise GatewayConfigError(f"{where}.signed", "needs masking: true")
         _check_reachable(cfg, i, route, prefixes, same)
         if route.match_kind == "prefix":
             prefixes.append(i)

@@ -22,6 +22,7 @@ from gateway import ext_proc
 from gateway.context import RequestRejected, parse_check_request
 from gateway.masking.service import MaskingSettings
 from gateway.pipeline import Deny, Pipeline
+from gateway.response_signing import ResponseSigner
 from gateway.responses import check_response, deny_response
 
 __all__ = ["AuthorizationService", "start_server"]
@@ -61,16 +62,20 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
 
 
 async def start_server(
-    pipeline: Pipeline, host: str, port: int, masking: MaskingSettings | None = None
+    pipeline: Pipeline,
+    host: str,
+    port: int,
+    masking: MaskingSettings | None = None,
+    signer: ResponseSigner | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Serve `pipeline` on ``host:port`` (plain gRPC; loopback only), with the response
-    processor (`gateway.ext_proc`) beside it; port 0 picks a free one. Returns the
-    started server and its port."""
+    processor (`gateway.ext_proc`, with the response `signer`) beside it; port 0
+    picks a free one. Returns the started server and its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         AuthorizationService(pipeline), server
     )
-    ext_proc.add_to_server(server, masking)
+    ext_proc.add_to_server(server, masking, signer)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

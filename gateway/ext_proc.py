@@ -13,6 +13,11 @@ stream without a valid profile is treated as ``strict``: the strictest profile i
 the default (docs/policy.md). Any other phase gets the matching empty response,
 which Envoy reads as CONTINUE with no mutation.
 
+When ext_authz verified an RFC 9421 request signature, the same metadata carries
+what the response must be bound to, and the masked response is signed by the
+edge's key (`gateway.response_signing`); a response that cannot be signed is
+blocked with a 502, never sent unsigned.
+
 A message this processor does not understand (no phase set, or one added by a
 later protocol version) ends the stream with INVALID_ARGUMENT: Envoy then fails
 the request closed (5xx) instead of serving a response nobody examined.
@@ -37,6 +42,13 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 )
 
 from gateway.masking.service import MaskingSettings, ResponseMasker, default_settings
+from gateway.response_signing import (
+    MalformedSignedRequest,
+    ResponseSigner,
+    SignedRequest,
+    StreamSigning,
+    signed_request_from_metadata,
+)
 
 __all__ = ["AUTHZ_NAMESPACE", "DEFAULT_PROFILE", "ExternalProcessorService", "ResponseContext"]
 
@@ -69,6 +81,10 @@ class ResponseContext:
     partner: str | None = None
     """The partner's client id when the decision carries one (``client_id``): the
     scope of its pseudonyms."""
+    signed_request: SignedRequest | None = None
+    """The verified request signature the response is bound to (and signed for)."""
+    signed_unusable: bool = False
+    """Signed-request metadata was there but did not parse: the response is blocked."""
 
 
 def response_context(request: ProcessingRequest) -> ResponseContext:
@@ -78,21 +94,32 @@ def response_context(request: ProcessingRequest) -> ResponseContext:
     if AUTHZ_NAMESPACE not in namespaces:
         return ResponseContext()
     fields = namespaces[AUTHZ_NAMESPACE].fields
+    try:
+        signed, unusable = signed_request_from_metadata(fields), False
+    except MalformedSignedRequest:
+        signed, unusable = None, True
     profile = fields["mask_profile"].string_value if "mask_profile" in fields else ""
     decision = fields["decision_id"].string_value if "decision_id" in fields else ""
     decision_id = decision if _DECISION_ID.fullmatch(decision) else None
     if not _PROFILE.fullmatch(profile):
-        return ResponseContext(decision_id=decision_id)
+        return ResponseContext(
+            decision_id=decision_id, signed_request=signed, signed_unusable=unusable
+        )
     client = fields["client_id"].string_value if "client_id" in fields else ""
     partner = client if _DECISION_ID.fullmatch(client) else None
-    return ResponseContext(profile, decision_id, from_decision=True, partner=partner)
+    return ResponseContext(
+        profile, decision_id, True, partner, signed_request=signed, signed_unusable=unusable
+    )
 
 
 class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     """The masking processor (see the module docstring)."""
 
-    def __init__(self, settings: MaskingSettings | None = None) -> None:
+    def __init__(
+        self, settings: MaskingSettings | None = None, signer: ResponseSigner | None = None
+    ) -> None:
         self._settings = settings
+        self._signer = signer
 
     @property
     def settings(self) -> MaskingSettings:
@@ -105,6 +132,7 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
     ) -> AsyncIterator[ProcessingResponse]:
         seen: ResponseContext | None = None
         masker: ResponseMasker | None = None
+        signing: StreamSigning | None = None
         async for request in requests:
             phase = request.WhichOneof("request")
             answer = _CONTINUE.get(phase) if phase is not None else None
@@ -129,20 +157,35 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                         },
                     )
                 masker = ResponseMasker(self.settings, seen.mask_profile, seen.partner)
+                if seen.signed_request is not None or seen.signed_unusable:
+                    signing = StreamSigning(
+                        self._signer,
+                        seen.signed_request,
+                        unusable="bad_metadata" if seen.signed_unusable else None,
+                    )
             if masker is not None and phase == "response_headers":
                 answer = masker.headers(request)
+                if signing is not None:
+                    answer = signing.headers(request.response_headers, answer)
             elif masker is not None and phase == "response_body":
                 answer = masker.body(request)
+                if signing is not None:
+                    answer = signing.body(request.response_body, answer)
             yield answer
             if answer.HasField("immediate_response"):
                 return  # the response is replaced: Envoy sends nothing more for it
 
 
-def add_to_server(server: grpc.aio.Server, settings: MaskingSettings | None = None) -> None:
+def add_to_server(
+    server: grpc.aio.Server,
+    settings: MaskingSettings | None = None,
+    signer: ResponseSigner | None = None,
+) -> None:
     """Register the processor on `server` (the worker's ext_authz server); `settings`
     default to the environment's (`gateway.masking.service`), read now, so that a
     broken rules file or key stops the worker from starting instead of failing
-    every masked response."""
+    every masked response. Without `signer`, responses to signed requests are
+    blocked (`gateway.response_signing`)."""
     external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessorService(settings or default_settings()), server
+        ExternalProcessorService(settings or default_settings(), signer), server
     )

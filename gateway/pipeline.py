@@ -40,6 +40,7 @@ from gateway.assertion import AssertedConsent, AssertionSigner
 from gateway.context import INTERNAL_PREFIX, SIGNALS_HEADER, RequestContext, decode_signals
 from gateway.identity import Authenticator, Identity
 from gateway.quotas import Quotas, rate_limit_headers
+from gateway.response_signing import SignedRequest
 from gateway.signatures import RequestSignatures, SignatureRefused
 from policy.decision import Decision, deny
 from policy.decision_log import DecisionLog
@@ -65,7 +66,11 @@ RISK: Final = "x-ztgate-risk"
 DECISION_ID: Final = "x-ztgate-decision-id"
 MASK_PROFILE: Final = "x-ztgate-mask-profile"
 ASSERTION: Final = "x-ztgate-assertion"
-OWN_HEADERS: Final = frozenset({SUBJECT, ACR, DEVICE, RISK, DECISION_ID, MASK_PROFILE, ASSERTION})
+CLIENT: Final = "x-ztgate-client"
+"""A partner's client id: Envoy's per-partner token bucket is keyed on it."""
+OWN_HEADERS: Final = frozenset(
+    {SUBJECT, ACR, DEVICE, RISK, DECISION_ID, MASK_PROFILE, ASSERTION, CLIENT}
+)
 _CHALLENGE: Final = 'Bearer realm="ztgate"'
 _OK: Final = {"labels": {"status": "200"}}
 _STATUS_LABELS: Final = {code: {"labels": {"status": str(code)}} for code in (401, 403)}
@@ -115,6 +120,9 @@ class Allow:
     """Added to the response the client gets (the quota's RateLimit fields)."""
     client_id: str | None = None
     """A partner's client id: the response masking's pseudonym scope."""
+    signed_request: SignedRequest | None = None
+    """The verified request signature the response must be bound to
+    (`gateway.response_signing`); None when the request was not signed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,10 +313,12 @@ class Pipeline:
             reason = f"identity:{exc.code}"
             challenge = exc.headers.get("WWW-Authenticate")
             return Deny(401, exc.code, (reason,), decision_id, challenge), None
+        signed: SignedRequest | None = None
         if ctx.route.signed:
-            refused = await self._check_signature(ctx, identity, now, decision_id)
-            if refused is not None:
-                return refused, None
+            checked = await self._check_signature(ctx, identity, now, decision_id)
+            if isinstance(checked, Deny):
+                return checked, None
+            signed = checked
         if identity.token is not None and not self._revocations_fresh():
             return Deny(403, "access_denied", ("gateway:revocations_stale",), decision_id), None
         machine = identity.kind == "partner"  # a partner's server: no phone or browser
@@ -358,21 +368,25 @@ class Pipeline:
                     429, "rate_limited", ("quota:exceeded",), decision_id, None, limits
                 ), decision
         allow = self._allow(ctx, decision_id, identity, device, risk, decision, now)
-        return (replace(allow, response_headers=limits) if limits else allow), decision
+        if limits or signed is not None:
+            allow = replace(allow, response_headers=limits, signed_request=signed)
+        return allow, decision
 
     async def _check_signature(
         self, ctx: RequestContext, identity: Identity, now: float, decision_id: str
-    ) -> Deny | None:
-        """A signed route's RFC 9421 check (`gateway.signatures`); None when it passes."""
+    ) -> Deny | SignedRequest:
+        """A signed route's RFC 9421 check (`gateway.signatures`); when it passes, what
+        the response's signature must be bound to."""
         if self._signatures is None:  # nothing to check with: fail closed
             return Deny(403, "access_denied", ("signature:unavailable",), decision_id)
         client = identity.token.client_id if identity.kind == "partner" and identity.token else None
         try:
-            await self._signatures.verify(ctx, client, now)
+            verified = await self._signatures.verify(ctx, client, now)
         except SignatureRefused as exc:
             error = "invalid_signature" if exc.status in (400, 401) else "access_denied"
             return Deny(exc.status, error, (exc.reason,), decision_id)
-        return None
+        field = ctx.headers.get("signature", "").strip(" \t")
+        return SignedRequest(verified.label, field, ctx.method, ctx.target_uri)
 
     def _deny(self, decision_id: str, identity: Identity, decision: Decision) -> Deny:
         reasons = decision.reasons or ("policy:deny",)
@@ -398,13 +412,16 @@ class Pipeline:
         now: float,
     ) -> Allow:
         subject, acr, device_id = identity.subject, identity.acr, device.device_id
+        partner = (
+            identity.token.client_id if identity.kind == "partner" and identity.token else None
+        )
         mask_profile = decision.obligations.mask_profile
         headers: list[tuple[str, str]] = [
             (RISK, str(risk.score)),
             (DECISION_ID, decision_id),
             (MASK_PROFILE, mask_profile),
         ]
-        for name, value in ((SUBJECT, subject), (ACR, acr), (DEVICE, device_id)):
+        for name, value in ((SUBJECT, subject), (ACR, acr), (DEVICE, device_id), (CLIENT, partner)):
             if value is not None:
                 headers.append((name, value))
         headers.extend(
@@ -428,7 +445,4 @@ class Pipeline:
             consent=_asserted_consent(identity, now),
         )
         headers.append((ASSERTION, assertion))
-        partner = (
-            identity.token.client_id if identity.kind == "partner" and identity.token else None
-        )
         return Allow(decision_id, tuple(headers), mask_profile, client_id=partner)

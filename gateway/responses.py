@@ -4,9 +4,10 @@ Allow: ``OkHttpResponse.headers`` with ``OVERWRITE_IF_EXISTS_OR_ADD`` (a client'
 copy of one of these headers is replaced, never appended to), and
 ``headers_to_remove`` for every other ``x-ztgate-*`` header the request
 carried — nothing internal that the edge did not set itself reaches the
-upstream. The mask profile and decision id also go to the filter's dynamic
+upstream. The mask profile, decision id and partner also go to the filter's dynamic
 metadata (namespace ``envoy.filters.http.ext_authz``), where the response's
-ext_proc reads them.
+ext_proc reads them; so does, for a verified signed request, what the
+response signature is bound to (`gateway.response_signing.SignedRequest`).
 
 Allow also adds ``response_headers_to_add`` for the client: the quota's
 ``RateLimit-Policy``/``RateLimit`` fields.
@@ -73,6 +74,9 @@ def _allow_response(outcome: Allow, received: Iterable[str]) -> CheckResponse:
     fields["decision_id"].string_value = outcome.decision_id
     if outcome.client_id is not None:
         fields["client_id"].string_value = outcome.client_id
+    if outcome.signed_request is not None:
+        for key, value in outcome.signed_request.metadata():
+            fields[key].string_value = value
     return response
 
 

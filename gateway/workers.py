@@ -75,7 +75,7 @@ async def _serve(config: AgentConfig, index: int, factory: ComponentsFactory, re
     agent = await open_agent(config, components, worker=index)
     try:
         server, _ = await start_server(
-            agent.pipeline, config.host, config.base_port + index, masking
+            agent.pipeline, config.host, config.base_port + index, masking, agent.response_signer
         )
     except BaseException:
         await agent.close()

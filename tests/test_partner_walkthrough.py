@@ -4,12 +4,14 @@ edge nodes whose agents share Redis for quotas.
 Register by DCR with a statement from the local directory; obtain tokens with
 private_key_jwt; create a consent; the customer approves it with a passkey step-up
 (a software authenticator); read accounts through the edge over mutual TLS (masked
-for the partner); initiate a payment signed with RFC 9421; get rate-limited across
+for the partner); initiate a payment signed with RFC 9421 and check the edge's
+signature on the answer with the bank's published JWKS; get rate-limited across
 both nodes; the customer revokes the consent and both nodes refuse the next request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import secrets
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from authn.rfc9421 import HTTPRequest, sign_request
+from authn.rfc9421 import HTTPRequest, HTTPResponse, SignatureError, sign_request, verify_response
 from authn.rfc9530 import content_digest
 from crypto import jose, keys
 from edge_nodes.pki import Issued, issue_client_certificate
@@ -36,6 +38,14 @@ from tests.test_up import Up, post_form, post_json, request, run_stack
 REDIS = "redis://127.0.0.1:6379/0"
 TRIAL_LIMIT = 20  # gateway.quotas DEFAULT_TIERS partner-trial, per minute
 ROOT = Path(__file__).parent.parent
+RESPONSE_COMPONENTS = (
+    '"@status"',
+    '"content-digest"',
+    '"content-type"',
+    '"@method";req',
+    '"@target-uri";req',
+    '"signature";req;key="sig1"',
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,21 +82,27 @@ class Edge:
         self.context = ssl.create_default_context(cafile=str(ca))
         self.context.load_cert_chain(str(cert.certificate), str(cert.private_key))
 
-    def send(
+    def exchange(
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(status, header fields in order, body bytes) as received."""
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=15)
         try:
             conn.request(method, path, body=body or None, headers=headers)
             resp = conn.getresponse()
-            raw = resp.read()
-            try:
-                doc = json.loads(raw) if raw else None
-            except ValueError:
-                doc = raw
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, doc
+            return resp.status, resp.getheaders(), resp.read()
         finally:
             conn.close()
+
+    def send(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], Any]:
+        status, fields, raw = self.exchange(method, path, headers, body)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = raw
+        return status, {k.lower(): v for k, v in fields}, doc
 
 
 def customer_accounts(state: Path) -> tuple[str, list[tuple[str, str]]]:
@@ -243,11 +259,41 @@ def test_the_partner_walkthrough(stack: Up) -> None:
         )  # fmt: skip
         return fields | {"signature-input": sig.signature_input, "signature": sig.signature}
 
-    status, _, body = nodes[0].send("POST", "/open/v1/payments", bearer, raw)
+    status, fields, body = nodes[0].send("POST", "/open/v1/payments", bearer, raw)
     assert status == 401 and body["reason"] == ["signature:missing_signature"], body
+    assert "signature" not in fields  # what was not signed is not answered signed
     signed = signed_payment(nodes[0])
-    status, _, paid = nodes[0].send("POST", "/open/v1/payments", signed, raw)
-    assert status in (200, 201), paid
+    paid_status, answer_fields, answer = nodes[0].exchange("POST", "/open/v1/payments", signed, raw)
+    paid = json.loads(answer)
+    assert paid_status in (200, 201), paid
+    # The answer is signed by the edge, bound to this request (RFC 9421 §2.4), over
+    # the body as received (masked): verified with the JWKS the bank publishes.
+    status, edge_jwks = call(urls["response_jwks"], "GET", urlsplit(urls["response_jwks"]).path)
+    assert status == 200 and edge_jwks["keys"][0]["alg"] == "SM2SM3", edge_jwks
+    sent = HTTPRequest(
+        "POST", f"https://{nodes[0].authority}/open/v1/payments", tuple(signed.items()), raw
+    )
+    verified = asyncio.run(
+        verify_response(
+            HTTPResponse(paid_status, tuple(answer_fields), answer),
+            jwks=edge_jwks,
+            now=time.time(),
+            request=sent,
+            expected_components=RESPONSE_COMPONENTS,
+        )
+    )
+    assert verified.algorithm == "sm2-sm3" and chosen_number.encode() not in answer
+    with pytest.raises(SignatureError):  # another request's answer it is not
+        asyncio.run(
+            verify_response(
+                HTTPResponse(paid_status, tuple(answer_fields), answer),
+                jwks=edge_jwks,
+                now=time.time(),
+                request=HTTPRequest(
+                    "POST", sent.target_uri, tuple(signed_payment(nodes[0]).items()), raw
+                ),
+            )
+        )
     status, _, replayed = nodes[0].send("POST", "/open/v1/payments", signed, raw)
     assert status == 401 and replayed["reason"] == ["signature:replayed"], replayed
 

@@ -126,6 +126,7 @@ class Stack:
             token_audience=authn.state.config.audience,
             masking_key_file=self._secret_key("masking.key"),
             quota_redis_url=self.redis_url,
+            response_signing_key_file=self._response_signing_key(),
             **signing,
         )
         for plan in self.layout.node_plans():
@@ -148,7 +149,7 @@ class Stack:
 
     async def _start_authn(self) -> Any:
         from authn.service.runner import start_service
-        from gateway.catalogue.portal import portal_extension
+        from gateway.catalogue.portal import RESPONSE_JWKS_PATH, portal_extension
         from gateway.devices_api import devices_extension
 
         port = self.layout.authn_port
@@ -164,7 +165,7 @@ class Stack:
             signing_algorithm=self.cfg.crypto.signing_algorithm,
             extensions=[
                 devices_extension(self._store_url(authn_cfg), self.cfg.device),
-                portal_extension(),
+                portal_extension(self._response_signer().jwks()),
             ],
         )
         self._stops.append(("authn service", service.stop))
@@ -175,6 +176,7 @@ class Stack:
         self.urls["authn_jwks"] = service.url.rstrip("/") + "/.well-known/jwks.json"
         self.urls["authn_admin_token_file"] = str(self.state / "admin-token")
         self.urls["portal"] = service.url.rstrip("/") + "/portal/"
+        self.urls["response_jwks"] = service.url.rstrip("/") + RESPONSE_JWKS_PATH
         return service
 
     async def _start_policy(self) -> None:
@@ -214,6 +216,29 @@ class Stack:
         """The HMAC-SM3 key the edge and the core bank share for identity assertions
         (32 random bytes, mode 0600; created on first start)."""
         return self._secret_key("assertion-hmac.key")
+
+    def _response_signing_key(self) -> Path:
+        """The edge's RFC 9421 response-signing key, ``<state>/up/response-signing.pem``
+        (PKCS#8, mode 0600; created on first start): P-256 when the stack signs with
+        ``ec-p256``, SM2 otherwise."""
+        from crypto import keys
+
+        path = self.state / "up" / "response-signing.pem"
+        if not path.exists():
+            algorithm: keys.Algorithm = (
+                "ec-p256" if self.cfg.crypto.signing_algorithm == "ec-p256" else "sm2"
+            )
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(keys.generate(algorithm).private_pem())
+        return path
+
+    def _response_signer(self) -> Any:
+        """The `gateway.response_signing.ResponseSigner` of `_response_signing_key`."""
+        from gateway.response_signing import ResponseSigner
+
+        return ResponseSigner.from_pem(self._response_signing_key().read_bytes())
 
     def _secret_key(self, name: str) -> Path:
         """``<state>/up/<name>``: 32 random bytes, mode 0600, created on first start."""
@@ -425,6 +450,7 @@ def summary(urls: dict[str, Any], seconds: float) -> str:
         f"  authn service  {urls['authn']}",
         f"  policy service {urls['policy']}",
         f"  API portal     {urls['portal']}  (partner API catalogue, OpenAPI 3.1)",
+        f"  response keys  {urls['response_jwks']}  (edge's RFC 9421 response-signing JWKS)",
         f"  core bank      {urls['corebank']}  (reachable directly only with an edge assertion)",
         f"  control plane  {urls['control_plane']}  (xDS {urls['xds']})",
         "",

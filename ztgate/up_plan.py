@@ -160,6 +160,8 @@ class AgentFiles:
     """The pseudonym master key every node shares (partners' pseudonyms agree)."""
     quota_redis_url: str = ""
     """Redis for quota buckets shared by every node; empty = per worker."""
+    response_signing_key_file: Path | None = None
+    """The edge's RFC 9421 response-signing key every node shares (one published JWKS)."""
 
 
 def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str:
@@ -174,7 +176,13 @@ def agent_toml(plan: NodePlan, files: AgentFiles, decision_log_dir: Path) -> str
         "token_audience": files.token_audience,
         "decision_log_dir": str(decision_log_dir),
     }
-    for key in ("assertion_keyring", "assertion_kek", "assertion_hmac_key", "masking_key_file"):
+    for key in (
+        "assertion_keyring",
+        "assertion_kek",
+        "assertion_hmac_key",
+        "masking_key_file",
+        "response_signing_key_file",
+    ):
         path = getattr(files, key)
         if path is not None:
             values[key] = str(path)

@@ -144,12 +144,14 @@ def sign_response(
     label: str = "sig1",
     nonce: str | None = None,
     digest_algorithms: Sequence[str] = ("sha-256",),
+    bind: Sequence[str] = (),
 ) -> ResponseSignature:
     """Sign the response to a verified request, bound to it (§2.4).
 
     Covers ``@status``, ``content-digest`` (computed here over
     ``response.body``; any Content-Digest already in ``response.headers``
-    is replaced), ``content-type`` when present, and
+    is replaced), ``content-type`` when present, each of `bind` taken from
+    the request (``"@method";req``, ``"@target-uri";req``, …), and
     ``"signature";req;key="<request label>"``. Add the returned fields to
     the response exactly as given.
     """
@@ -159,6 +161,9 @@ def sign_response(
     comps = [Component("@status"), Component("content-digest")]
     if field_value(headers, "content-type") is not None:
         comps.append(Component("content-type"))
+    for name in bind:
+        bound = component(name)
+        comps.append(Component(bound.name, (*bound.params, ("req", True))))
     comps.append(Component("signature", (("req", True), ("key", request_signature.label))))
     params = _params(
         key, created=created, keyid=keyid, expires=None, nonce=nonce, tag=None, include_alg=True

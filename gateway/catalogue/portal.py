@@ -7,6 +7,10 @@ script, stylesheet and icon (``static/``), and the OpenAPI document itself
 (``/portal/openapi.json``, for partners' tooling). Everything is read from the
 installed package once; nothing is fetched from anywhere else.
 
+Beside the catalogue, ``/portal/response-jwks.json`` publishes the public key the
+edge signs its responses to signed requests with (RFC 9421 §2.4,
+`gateway.response_signing`; docs/http-signatures.md), when the server is given it.
+
 The page's Content-Security-Policy admits only this origin's own script and
 style (no inline code, no ``eval``), no frames, no forms, and requires Trusted
 Types, so even a mistaken HTML-parsing sink in the renderer would throw instead
@@ -29,9 +33,17 @@ from aiohttp import web
 
 from authn.service.state import AuthnState
 
-__all__ = ["PORTAL_CSP", "PREFIX", "add_portal", "openapi_document", "portal_extension"]
+__all__ = [
+    "PORTAL_CSP",
+    "PREFIX",
+    "RESPONSE_JWKS_PATH",
+    "add_portal",
+    "openapi_document",
+    "portal_extension",
+]
 
 PREFIX: Final = "/portal"
+RESPONSE_JWKS_PATH: Final = PREFIX + "/response-jwks.json"
 
 PORTAL_CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -87,19 +99,38 @@ async def _to_index(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect(f"{PREFIX}/")
 
 
-def add_portal(app: web.Application) -> None:
-    """Serve the portal under `PREFIX` on `app` (GET and HEAD)."""
+def _jwks_handler(jwks: dict[str, Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    body = json.dumps(jwks, separators=(",", ":")).encode()
+
+    async def serve(request: web.Request) -> web.Response:
+        response = web.Response(body=body, content_type="application/jwk-set+json")
+        response.headers.update(_HEADERS)
+        return response
+
+    return serve
+
+
+def add_portal(app: web.Application, response_jwks: dict[str, Any] | None = None) -> None:
+    """Serve the portal under `PREFIX` on `app` (GET and HEAD), and `response_jwks`
+    (the edge's public response-signing keys) at `RESPONSE_JWKS_PATH` when given."""
     app.router.add_get(PREFIX, _to_index)
     for path, (name, content_type) in _FILES.items():
         app.router.add_get(PREFIX + path, _handler(name, content_type))
+    if response_jwks is not None:
+        if any("d" in key for key in response_jwks.get("keys", ())):
+            raise ValueError("the response JWKS must hold public keys only")
+        app.router.add_get(RESPONSE_JWKS_PATH, _jwks_handler(response_jwks))
 
 
-def portal_extension() -> Callable[[web.Application, AuthnState], Awaitable[Closer]]:
+def portal_extension(
+    response_jwks: dict[str, Any] | None = None,
+) -> Callable[[web.Application, AuthnState], Awaitable[Closer]]:
     """An `authn.service.runner` extension serving the portal on the authentication
-    service's origin, where partners also find the token and consent endpoints."""
+    service's origin, where partners also find the token and consent endpoints, and
+    the edge's response-signing JWKS beside it."""
 
     async def install(app: web.Application, state: AuthnState) -> Closer:
-        add_portal(app)
+        add_portal(app, response_jwks)
 
         async def close() -> None:
             return None

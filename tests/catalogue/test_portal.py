@@ -21,7 +21,15 @@ from selenium.common.exceptions import JavascriptException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
-from gateway.catalogue.portal import PORTAL_CSP, add_portal, openapi_document, portal_extension
+from crypto import keys
+from gateway.catalogue.portal import (
+    PORTAL_CSP,
+    RESPONSE_JWKS_PATH,
+    add_portal,
+    openapi_document,
+    portal_extension,
+)
+from gateway.response_signing import ResponseSigner
 from tests.browser import ServiceThread, chromium_driver
 from tests.catalogue.spec import operations
 
@@ -180,10 +188,11 @@ async def test_ztgate_up_serves_the_portal_on_the_authn_origin(tmp_path: Path) -
     """`portal_extension` is what `ztgate up` installs on the authentication service."""
     from authn.service.runner import start_service
 
+    signer = ResponseSigner.from_key(keys.generate("sm2"))
     service = await start_service(
         state_dir=tmp_path / "state",
         database_url=f"sqlite:///{tmp_path}/authn.db",
-        extensions=[portal_extension()],
+        extensions=[portal_extension(signer.jwks())],
     )
     try:
         async with aiohttp.ClientSession() as session:
@@ -193,10 +202,20 @@ async def test_ztgate_up_serves_the_portal_on_the_authn_origin(tmp_path: Path) -
                 assert "static/portal.js" in await resp.text()
             async with session.get(service.url + "/portal/openapi.json") as resp:
                 assert await resp.json() == openapi_document()
+            async with session.get(service.url + RESPONSE_JWKS_PATH) as resp:
+                assert resp.content_type == "application/jwk-set+json"
+                assert await resp.json() == signer.jwks()  # public members only
             async with session.get(service.url + "/.well-known/jwks.json") as resp:
                 assert resp.status == 200  # the service's own routes are untouched
     finally:
         await service.stop()
+
+
+def test_a_private_key_is_never_published() -> None:
+    key = keys.generate("ec-p256")
+    leaked = {"keys": [{**key.public_key().to_jwk(), "d": "AAAA"}]}
+    with pytest.raises(ValueError, match="public keys only"):
+        add_portal(web.Application(), leaked)
 
 
 # --- in a real browser -------------------------------------------------------------

@@ -236,17 +236,27 @@ class _Authz(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc
             )
         keep = ("x-ztgate-subject", "x-ztgate-ja4")
         stale = [h for h in http.headers if h.startswith("x-ztgate-") and h not in keep]
+        ok = [
+            HeaderValueOption(
+                header=HeaderValue(key="x-ztgate-subject", value=SUBJECT),
+                append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+        ]
+        # "Bearer partner:<id>" stands for a partner's token: the allow names the
+        # partner in x-ztgate-client, as the agent does.
+        token = http.headers.get("authorization", "")
+        if token.startswith("Bearer partner:"):
+            ok.append(
+                HeaderValueOption(
+                    header=HeaderValue(
+                        key="x-ztgate-client", value=token.removeprefix("Bearer partner:")
+                    ),
+                    append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+                )
+            )
         return external_auth_pb2.CheckResponse(
             status=status_pb2.Status(code=0),
-            ok_response=external_auth_pb2.OkHttpResponse(
-                headers=[
-                    HeaderValueOption(
-                        header=HeaderValue(key="x-ztgate-subject", value=SUBJECT),
-                        append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-                    )
-                ],
-                headers_to_remove=stale,
-            ),
+            ok_response=external_auth_pb2.OkHttpResponse(headers=ok, headers_to_remove=stale),
         )
 
 

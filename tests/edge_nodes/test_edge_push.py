@@ -223,3 +223,37 @@ def test_a_local_rate_limit_is_enforced_by_envoy_before_the_agent(edge: Edge) ->
         assert statuses.count(429) >= 2 and statuses[-1] == 429, statuses
     finally:
         edge.restore()
+
+
+def test_each_partner_has_its_own_local_bucket_on_a_node(edge: Edge) -> None:
+    """A route's ``partner_rate_limit`` is Envoy's token bucket per partner, keyed on
+    the ``x-ztgate-client`` the allow set: one partner emptying its bucket leaves
+    another's untouched; a forged ``x-ztgate-client`` buys no one a fresh bucket."""
+    doc = edge.config()
+    limited = {**NEW_ROUTE, "partner_rate_limit": {"requests": 3, "seconds": 60}}
+    doc["routes"].append(limited)
+
+    def call(partner: str, **extra: str) -> tuple[int, dict[str, str]]:
+        headers = {"authorization": f"Bearer partner:{partner}", **extra}
+        status, fields, _ = http_request(edge.plain, "/new/x", headers=headers)
+        return status, fields
+
+    try:
+        status, body = edge.apply(doc)
+        assert status == 200, body
+        wait_for(lambda: http_request(edge.plain, "/new/y")[0] == 200, timeout=10)
+        budgetly = [call("budgetly") for _ in range(5)]
+        statuses = [s for s, _ in budgetly]
+        assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429], statuses
+        refused = budgetly[-1][1]
+        assert refused["retry-after"] == "60" and refused["x-ratelimit-limit"] == "3"
+        edge.clear()
+        assert call("budgetly")[0] == 429
+        assert [r.path for r in edge.authz.checks] == ["/new/x"]  # asked first, then limited
+        # Another partner on the same node has its own bucket...
+        assert [call("harbourshield")[0] for _ in range(3)] == [200, 200, 200]
+        assert call("harbourshield")[0] == 429
+        # ...and a client's own x-ztgate-client is stripped before anyone reads it.
+        assert call("budgetly", **{"x-ztgate-client": "someone-new"})[0] == 429
+    finally:
+        edge.restore()

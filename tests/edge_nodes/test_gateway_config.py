@@ -181,6 +181,10 @@ def test_default_routes_agree_with_the_default_policy_bundle() -> None:
             "routes[10].mtls: no listener has tls.client_ca",
         ),
         (
+            lambda d: d["routes"][0].update(signed=True, masking=False),
+            "routes[0].signed: needs masking: true",
+        ),
+        (
             lambda d: d["agent"].update(timeout_ms=0),
             "agent.timeout_ms: must be at least 10",
         ),

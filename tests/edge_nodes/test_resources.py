@@ -112,6 +112,7 @@ def test_connection_manager_normalises_and_limits(
         "header_mutation",
         "local_ratelimit",
         "ext_authz",
+        "partner_local_ratelimit",
         "buffer",
         "ext_proc",
         "router",
@@ -176,7 +177,18 @@ def test_routes_carry_their_facts_and_ext_proc_only_where_masking(
         assert ext["mtls"] == ("true" if route.mtls else "false")
         ext_proc = per_filter.get("envoy.filters.http.ext_proc")
         assert (ext_proc is None) == route.masking
+        partner = per_filter.get("ztgate.partner_local_ratelimit")
+        assert (partner is None) == (route.partner_rate_limit is None)
+        if partner is not None:  # a dynamic bucket per x-ztgate-client value
+            assert route.partner_rate_limit is not None
+            action = partner["rate_limits"][0]["actions"][0]["request_headers"]
+            assert action["header_name"] == "x-ztgate-client"
+            (descriptor,) = partner["descriptors"]
+            assert descriptor["entries"] == [{"key": action["descriptor_key"], "value": ""}]
+            assert descriptor["token_bucket"]["max_tokens"] == route.partner_rate_limit.requests
+            assert partner["always_consume_default_token_bucket"] is False
         assert generated["route"]["cluster"] == route.cluster
+    assert any(r.partner_rate_limit for r in cfg.routes)  # the ob.* routes by default
     balances = by_name["accounts.balances"]["match"]
     assert balances["path_match_policy"]["typed_config"]["path_template"] == (
         "/api/accounts/{account_id}/balance"

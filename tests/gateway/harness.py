@@ -214,7 +214,7 @@ async def start_edge(tmp: Path, components: Components | None = None, **override
     )
     components = components or Components(SignalsDevice(), TableRisk())
     agent = await open_agent(config, components)
-    server, port = await start_server(agent.pipeline, "127.0.0.1", 0)
+    server, port = await start_server(agent.pipeline, "127.0.0.1", 0, signer=agent.response_signer)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = external_auth_pb2_grpc.AuthorizationStub(channel)
     keys = AssertionKeys.from_jwks(assertion_ring.jwks())

@@ -88,6 +88,7 @@ async def test_a_partner_under_an_authorised_consent_passes_with_it_asserted(
         keys=edge.assertion_keys,
     )
     assert claims.kind == "partner" and claims.subject == PARTNER
+    assert upstream["x-ztgate-client"] == PARTNER  # Envoy's per-partner bucket key
     assert claims.consent is not None
     assert (claims.consent.consent_id, claims.consent.customer) == (consent_id, "cst_1")
     assert claims.consent.accounts == ("acc_1",)
