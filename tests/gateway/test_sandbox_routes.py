@@ -17,7 +17,7 @@ from authn.consents import ConsentStore, open_consents
 from authn.rfc7591 import Registration, open_registrations
 from crypto import keys
 from edge_nodes.routes import context_extensions
-from gateway.config import from_document
+from gateway.config import GatewayConfigError, from_document
 from tests.gateway.harness import PARTNER_ROUTE, Edge, allowed, check_request, denied, start_edge
 from tests.gateway.test_consents import authorised, partner_token
 from ztgate.up_plan import Layout, gateway_document
@@ -78,6 +78,30 @@ def test_the_control_plane_tells_the_agent_which_routes_are_sandbox() -> None:
     assert sandbox == {**PARTNER_ROUTE, **SANDBOX_ROUTE, "mtls": "true"}
     assert "environment" not in context_extensions(routes["ob.accounts.list"])
     assert routes["sandbox.ob.accounts.list"].cluster == "corebank-sandbox"
+
+
+def test_one_cluster_never_serves_both_environments() -> None:
+    """A sandbox route to the production bank's cluster (or the reverse) is a
+    configuration error, not a route that could leak production data."""
+    doc = gateway_document(Layout())
+    index = next(i for i, r in enumerate(doc["routes"]) if r["id"] == "sandbox.ob.accounts.list")
+    doc["routes"][index]["cluster"] = "corebank"
+    with pytest.raises(GatewayConfigError, match="environment") as info:
+        from_document(doc, base_dir=Path("/nonexistent"))
+    assert str(info.value).startswith(f"routes[{index}].environment: sandbox route to cluster")
+    doc = gateway_document(Layout())
+    first = next(i for i, r in enumerate(doc["routes"]) if r["cluster"] == "corebank")
+    doc["routes"][first]["environment"] = "sandbox"  # the first route of corebank
+    with pytest.raises(GatewayConfigError, match="environment"):
+        from_document(doc, base_dir=Path("/nonexistent"))
+
+
+@pytest.mark.parametrize("value", ["staging", "Sandbox", "", True, None])
+def test_the_schema_knows_two_environments(value: object) -> None:
+    doc = gateway_document(Layout())
+    doc["routes"][0]["environment"] = value
+    with pytest.raises(GatewayConfigError, match=r"routes\[0\]\.environment"):
+        from_document(doc, base_dir=Path("/nonexistent"))
 
 
 async def test_each_partner_passes_only_in_its_own_environment(
