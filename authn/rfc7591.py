@@ -16,11 +16,13 @@ codes, the description naming the field):
    ``iat`` not in the future, ``exp`` (if present) not passed, a ``jti`` never seen
    before (replay, recorded single-use in the store's nonce table), a
    ``software_id`` and a ``scope``, and — optional — ``allowed_networks`` (CIDRs the
-   partner calls from, which the edge policy enforces) and ``rate_limit_tier``
-   → ``invalid_software_statement``;
+   partner calls from, which the edge policy enforces), ``rate_limit_tier`` and
+   ``environment`` (``production``, the default, or ``sandbox``: which routes,
+   and so which data, the edge lets the client reach) → ``invalid_software_statement``;
 2. §2.3: values in the statement take precedence over the same plain metadata;
-   plain ``scope`` and ``redirect_uris`` may only narrow the statement's →
-   ``invalid_client_metadata`` / ``invalid_redirect_uri``;
+   plain ``scope`` and ``redirect_uris`` may only narrow the statement's, a plain
+   ``environment`` must equal it → ``invalid_client_metadata`` /
+   ``invalid_redirect_uri``;
 3. redirect URIs: absolute ``https`` URIs without fragment or user info, at most
    `MAX_REDIRECT_URIS` (RFC 6749 §3.1.2, RFC 9700 §2.1: exact matching later) →
    ``invalid_redirect_uri``;
@@ -49,7 +51,14 @@ from crypto import jose, keys
 from crypto.errors import CryptoError
 from storage import Database, Migration, Migrations, open_database
 
-__all__ = ["Directory", "Registration", "RegistrationStore", "open_registrations", "register"]
+__all__ = [
+    "ENVIRONMENTS",
+    "Directory",
+    "Registration",
+    "RegistrationStore",
+    "open_registrations",
+    "register",
+]
 
 MAX_REDIRECT_URIS: Final = 10
 MAX_STATEMENT: Final = 16 * 1024
@@ -59,6 +68,9 @@ STATEMENT_MAX_AGE: Final = 365 * 86400
 GRANT_TYPES: Final = frozenset({"client_credentials"})
 MAX_NETWORKS: Final = 32
 _TIER: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ENVIRONMENTS: Final = ("production", "sandbox")
+"""A statement's ``environment``: production (absent = production, as every statement
+signed before the claim existed) or sandbox (the edge's sandbox routes only)."""
 
 MIGRATIONS: Final = Migrations(
     "registration",
@@ -78,6 +90,15 @@ MIGRATIONS: Final = Migrations(
                     registered_at {FLOAT} NOT NULL
                 ){STRICT}""",
                 "CREATE INDEX registration_by_software ON registration_clients (software_id)",
+            ),
+        ),
+        Migration(
+            2,
+            "the environment a registration is for (production or sandbox)",
+            (
+                "ALTER TABLE registration_clients"
+                " ADD COLUMN environment TEXT NOT NULL DEFAULT 'production'"
+                " CHECK (environment IN ('production', 'sandbox'))",
             ),
         ),
     ),
@@ -123,6 +144,9 @@ class Registration:
     refuses other source addresses."""
     rate_limit_tier: str | None = None
     """The quota tier the directory assigned; None = the policy's default."""
+    environment: str = "production"
+    """``production`` or ``sandbox``: the edge policy lets the client reach only the
+    routes of its environment (``partner:wrong_environment``)."""
 
 
 class RegistrationStore:
@@ -135,8 +159,8 @@ class RegistrationStore:
     async def add(self, registration: Registration, statement_jti: str) -> None:
         await self._db.execute(
             "INSERT INTO registration_clients (client_id, software_id, org_id, redirect_uris,"
-            " allowed_networks, rate_limit_tier, statement_jti, registered_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            " allowed_networks, rate_limit_tier, statement_jti, registered_at, environment)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             registration.client_id,
             registration.software_id,
             registration.org_id,
@@ -145,19 +169,28 @@ class RegistrationStore:
             registration.rate_limit_tier,
             statement_jti,
             registration.registered_at,
+            registration.environment,
         )
 
     async def get(self, client_id: str) -> Registration | None:
         rows = await self._db.fetch(
             "SELECT client_id, software_id, org_id, redirect_uris, registered_at,"
-            " allowed_networks, rate_limit_tier FROM registration_clients WHERE client_id = $1",
+            " allowed_networks, rate_limit_tier, environment"
+            " FROM registration_clients WHERE client_id = $1",
             client_id,
         )
         if not rows:
             return None
         r = rows[0]
         return Registration(
-            r[0], r[1], r[2], tuple(json.loads(r[3])), float(r[4]), tuple(json.loads(r[5])), r[6]
+            r[0],
+            r[1],
+            r[2],
+            tuple(json.loads(r[3])),
+            float(r[4]),
+            tuple(json.loads(r[5])),
+            r[6],
+            r[7],
         )
 
 
@@ -272,6 +305,7 @@ async def register(
     tier = claims.get("rate_limit_tier")
     if tier is not None and (not isinstance(tier, str) or _TIER.fullmatch(tier) is None):
         raise _invalid("invalid_software_statement", "rate_limit_tier: a tier name")
+    environment = _environment(claims, metadata)
     try:
         client = await register_client(
             store,
@@ -291,7 +325,14 @@ async def register(
     except (CryptoError, ValueError):
         raise _invalid("invalid_client_metadata", "jwks: not usable") from None
     registration = Registration(
-        client.client_id, claims["software_id"], org_id, redirect_uris, at, networks, tier
+        client.client_id,
+        claims["software_id"],
+        org_id,
+        redirect_uris,
+        at,
+        networks,
+        tier,
+        environment,
     )
     await registrations.add(registration, claims["jti"])
     body: dict[str, Any] = {
@@ -304,6 +345,7 @@ async def register(
         "scope": " ".join(client.scopes),
         "software_id": claims["software_id"],
         "software_statement": statement,
+        "environment": environment,
     }
     if client.auth_method == "private_key_jwt":
         body["jwks"] = json.loads(client.jwks)
@@ -312,6 +354,20 @@ async def register(
     if networks:
         body["allowed_networks"] = list(networks)
     return body
+
+
+def _environment(claims: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
+    """The statement's ``environment`` (absent: production). Only the directory says it:
+    plain metadata may repeat it, never change it (§2.3)."""
+    value = claims.get("environment", "production")
+    if value not in ENVIRONMENTS:
+        raise _invalid(
+            "invalid_software_statement", "environment: production or sandbox, if present"
+        )
+    asked = metadata.get("environment", value)
+    if asked != value:
+        raise _invalid("invalid_client_metadata", "environment: not the software statement's")
+    return str(value)
 
 
 def _networks(value: object) -> tuple[str, ...]:

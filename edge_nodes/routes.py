@@ -1,11 +1,12 @@
 """The route table of one listener: each configured route, then a catch-all 404.
 
 Each route carries its facts to the edge agent in ext_authz context extensions
-(``route_id``, ``api_product``, ``classification``, ``mtls`` and, for templates,
-``path_template``): the agent decides from what Envoy matched, never from a copy
-of the configuration that could disagree. Matching is case-sensitive and runs on
-the normalised path (the connection manager normalises before routing), so the
-path the agent is told about is the path the upstream receives.
+(``route_id``, ``api_product``, ``classification``, ``mtls``, ``environment`` on
+sandbox routes and, for templates, ``path_template``): the agent decides from what
+Envoy matched, never from a copy of the configuration that could disagree. Matching
+is case-sensitive and runs on the normalised path (the connection manager normalises
+before routing), so the path the agent is told about is the path the upstream
+receives.
 
 mTLS routes are left out of listeners without a client CA (they could never
 present a validated client certificate there).
@@ -122,6 +123,8 @@ def context_extensions(route: Route) -> dict[str, str]:
     }
     if route.signed:
         out["signed"] = "true"
+    if route.environment != "production":
+        out["environment"] = route.environment
     if route.match_kind == "template":
         out["path_template"] = route.match
     return out

@@ -191,6 +191,9 @@ class Route:
     share of the node."""
     timeout_ms: int = 15_000
     max_request_bytes: int | None = None
+    environment: Literal["production", "sandbox"] = "production"
+    """Which data the route serves: ``sandbox`` routes lead to a sandbox cluster (synthetic
+    data) and only sandbox partners pass the policy there; production ones the reverse."""
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,7 @@ def _route(index: int, doc: Mapping[str, Any]) -> Route:
                 "signed",
                 "timeout_ms",
                 "max_request_bytes",
+                "environment",
             ),
         ),
     )

@@ -114,6 +114,7 @@ def _check_routes(cfg: GatewayConfig) -> None:
     ids: dict[str, int] = {}
     prefixes: list[int] = []
     same: dict[tuple[str, str], list[int]] = {}
+    environments: dict[str, tuple[str, int]] = {}
     for i, route in enumerate(cfg.routes):
         where = f"routes[{i}]"
         if route.id in ids:
@@ -121,6 +122,14 @@ def _check_routes(cfg: GatewayConfig) -> None:
         ids[route.id] = i
         if route.cluster not in cfg.clusters:
             raise GatewayConfigError(f"{where}.cluster", f"unknown cluster {route.cluster!r}")
+        # One cluster, one environment: a sandbox route can never lead to production data.
+        env, first = environments.setdefault(route.cluster, (route.environment, i))
+        if env != route.environment:
+            raise GatewayConfigError(
+                f"{where}.environment",
+                f"{route.environment} route to cluster {route.cluster!r}, which routes[{first}]"
+                f" uses for {env}",
+            )
         if route.mtls and not mtls_possible:
             raise GatewayConfigError(f"{where}.mtls", "no listener has tls.client_ca")
         if route.signed and not route.masking:

@@ -7,7 +7,8 @@ refuse is refused here, with a reason, before any work is done:
 
 - route facts from ``context_extensions`` (set per route by the control plane):
   ``route_id``, ``api_product``, ``classification``, ``mtls`` (``"true"`` /
-  ``"false"``). No ``route_id`` → ``route:missing``;
+  ``"false"``), ``environment`` (absent: ``production``; or ``sandbox``). No
+  ``route_id`` → ``route:missing``;
 - method, path (query and fragment split off; a path Envoy failed to normalise,
   with dot segments, is refused), host (lower-cased), client address (an IP);
 - the client certificate (``attributes.source.certificate``, URL-encoded PEM,
@@ -33,7 +34,7 @@ from urllib.parse import parse_qs, unquote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from policy.contract import CLASSIFICATIONS
+from policy.contract import CLASSIFICATIONS, ENVIRONMENTS
 
 __all__ = [
     "INTERNAL_PREFIX",
@@ -82,6 +83,8 @@ class RouteFacts:
     template: str | None = None
     """The route's URI template (``/open/v1/accounts/{account_id}/balances``), if any:
     its variables become the policy input's ``route.params``."""
+    environment: str = "production"
+    """``production`` or ``sandbox`` (the policy input's ``route.environment``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +138,22 @@ def _route(extensions: Mapping[str, str]) -> RouteFacts:
     classification = extensions.get("classification", "")
     mtls = extensions.get("mtls", "false")
     signed = extensions.get("signed", "false")
+    environment = extensions.get("environment", "production")
     if (
         _ROUTE_ID.fullmatch(route_id) is None
         or _ROUTE_ID.fullmatch(product) is None
         or classification not in _CLASSIFICATIONS
         or mtls not in ("true", "false")
         or signed not in ("true", "false")
+        or environment not in ENVIRONMENTS
     ):
         raise RequestRejected("route:invalid")
     template = extensions.get("path_template") or None
     if template is not None and (len(template) > MAX_PATH or not template.startswith("/")):
         raise RequestRejected("route:invalid")
-    return RouteFacts(route_id, product, classification, mtls == "true", signed == "true", template)
+    return RouteFacts(
+        route_id, product, classification, mtls == "true", signed == "true", template, environment
+    )
 
 
 def _split_path(raw: str) -> tuple[str, str]:

@@ -53,7 +53,7 @@ class Identity:
     not found — see `consent_id`)."""
     partner: Mapping[str, Any] | None = None
     """A dynamically registered partner's facts for the policy (``identity.partner``:
-    status, allowed networks, rate-limit tier); None for partners the bank lists in
+    status, allowed networks, rate-limit tier, environment); None for partners the bank lists in
     the policy's own data, and for everyone else."""
     roles: tuple[str, ...] = ()
     """A staff user's roles (the policy input's ``identity.roles``)."""
@@ -196,6 +196,7 @@ class Authenticator:
                 "status": "active" if active else "suspended",
                 "allowed_networks": list(registration.allowed_networks),
                 "rate_limit_tier": registration.rate_limit_tier,
+                "environment": registration.environment,
             }
         if len(self._partners) >= MAX_CACHED_SUBJECTS:
             self._partners.clear()

@@ -73,6 +73,7 @@ def route_member(ctx: RequestContext) -> dict[str, Any]:
         "id": route.route_id,
         "api_product": route.api_product,
         "classification": route.classification,
+        "environment": route.environment,
     }
     if route.template is not None:
         params = template_params(route.template, ctx.path)

@@ -32,6 +32,7 @@ from policy.validator import Bool, Enum, Headers, Int, Ip, Map, Obj, Str, String
 
 __all__ = [
     "CLASSIFICATIONS",
+    "ENVIRONMENTS",
     "EXAMPLE_PATH",
     "INPUT_VERSION",
     "KINDS",
@@ -56,6 +57,8 @@ KINDS: Final = ("customer", "partner", "staff", "anonymous")
 TRUST_LEVELS: Final = ("bound_with_key", "bound", "known", "new", "suspicious")
 """device_fingerprint.assessment.TrustLevel values, strongest first (the schema's enum)."""
 CLASSIFICATIONS: Final = ("public", "account", "transfer", "partner", "staff")
+ENVIRONMENTS: Final = ("production", "sandbox")
+"""Which data a route serves and a partner may reach (absent: production)."""
 _DEPTH_BUDGET: Final = 1_000_000
 _TIMESTAMP: Final = (0, 2**53 - 1)
 """Timestamps: unix seconds, at most 2**53 - 1 (exact in every JSON implementation)."""
@@ -127,8 +130,10 @@ _SHAPE: Final = Obj(
                         "rate_limit_tier": Str(
                             "identity.partner.rate_limit_tier", max_len=64, nullable=True
                         ),
+                        "environment": Enum("identity.partner.environment", ENVIRONMENTS),
                     },
                     nullable=True,
+                    optional=frozenset({"environment"}),
                 ),
             },
             optional=frozenset({"partner"}),
@@ -156,6 +161,7 @@ _SHAPE: Final = Obj(
                 "id": Str("route.id", min_len=1, max_len=128),
                 "api_product": Str("route.api_product", min_len=1, max_len=128),
                 "classification": Enum("route.classification", CLASSIFICATIONS),
+                "environment": Enum("route.environment", ENVIRONMENTS),
                 "params": Map(
                     "route.params",
                     16,
@@ -163,7 +169,7 @@ _SHAPE: Final = Obj(
                     Str("route.params", max_len=256),
                 ),
             },
-            optional=frozenset({"params"}),
+            optional=frozenset({"params", "environment"}),
         ),
         "time": Obj("time", {"now": Int("time.now", *_TIMESTAMP)}),
     },

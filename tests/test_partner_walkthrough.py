@@ -129,30 +129,27 @@ def client_assertion(authn: str, client_id: str, key: keys.PrivateKey) -> dict[s
     }
 
 
-def test_the_partner_walkthrough(stack: Up) -> None:
-    urls, state = stack.urls, Path(stack.urls["state_dir"])
-    authn = urls["authn"]
-    admin = (state / "admin-token").read_text().strip()
-
-    # 1. Onboarding: a statement from the directory, dynamic registration.
+def register_partner(stack: Up, key: keys.PrivateKey, *statement_args: str) -> str:
+    """Onboarding: a statement from the stack's directory (`ztgate partner statement`
+    with `statement_args`), then dynamic registration with `key` as ``k1``; the client id."""
     argv = [sys.executable, "-m", "ztgate", "--config", str(stack.tmp / "ztgate.toml")]
-    argv += ["partner", "statement", "--software-id", "budgetly", "--name", "Budgetly"]
-    argv += ["--allowed-network", "127.0.0.0/8", "--rate-limit-tier", "partner-trial"]
+    argv += ["partner", "statement", *statement_args]
     statement = subprocess.run(
         argv, capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
     ).stdout.strip()
-    key = keys.generate("sm2")
-    jwks = {"keys": [{**key.public_key().to_jwk(), "kid": "k1"}]}
     registration = {
         "software_statement": statement,
         "token_endpoint_auth_method": "private_key_jwt",
-        "jwks": jwks,
+        "jwks": {"keys": [{**key.public_key().to_jwk(), "kid": "k1"}]},
     }
-    status, _, body = post_json(authn, "/v1/register", registration)
+    status, _, body = post_json(stack.urls["authn"], "/v1/register", registration)
     assert status == 201, body
-    client_id = json.loads(body)["client_id"]
+    return str(json.loads(body)["client_id"])
 
-    # 2. A consent request, with a token for managing consents.
+
+def create_consent(authn: str, client_id: str, key: keys.PrivateKey) -> str:
+    """A consent request (accounts, transactions, payments; an hour), with a token for
+    managing consents; its id."""
     form = {"grant_type": "client_credentials", "scope": "ob:consents"}
     status, _, body = post_form(authn, "/v1/token", form | client_assertion(authn, client_id, key))
     assert status == 200, body
@@ -163,11 +160,14 @@ def test_the_partner_walkthrough(stack: Up) -> None:
     }
     status, consent = call(authn, "POST", "/v1/consents", body=ask, token=consent_token)
     assert status == 201, consent
-    consent_id = consent["consent_id"]
+    return str(consent["consent_id"])
 
-    # 3. The customer approves in the app, with a passkey step-up.
-    customer, accounts = customer_accounts(state)
-    (chosen_id, chosen_number), (other_id, _) = accounts[0], accounts[1]
+
+def approve_consent(
+    authn: str, admin: str, customer: str, consent_id: str, accounts: list[str]
+) -> str:
+    """The customer (a new user of `customer`) approves `accounts` in the app, which needs
+    a passkey step-up (refused before it); the stepped-up access token."""
     password = secrets.token_urlsafe(16)
     user = {"username": f"walk-{secrets.token_hex(3)}", "password": password, "subject": customer}
     status, body = call(authn, "POST", "/v1/users", body=user, token=admin)
@@ -190,7 +190,7 @@ def test_the_partner_walkthrough(stack: Up) -> None:
         authn, "POST", "/v1/webauthn/register/verify", body=reg, token=login["access_token"]
     )
     assert status == 201, body
-    approve = {"accounts": [chosen_id]}
+    approve = {"accounts": accounts}
     status, refused = call(
         authn, "POST", f"/v1/consents/{consent_id}/authorise", body=approve,
         token=login["access_token"],
@@ -211,17 +211,69 @@ def test_the_partner_walkthrough(stack: Up) -> None:
         token=stepped["access_token"],
     )  # fmt: skip
     assert status == 200 and authorised["status"] == "authorised", authorised
+    return str(stepped["access_token"])
 
-    # 4. Tokens acting under the consent; the partner's certificate for mTLS.
+
+def consent_token(authn: str, client_id: str, key: keys.PrivateKey, consent_id: str) -> str:
+    """An access token acting under the consent (client credentials, private_key_jwt)."""
     form = {"grant_type": "client_credentials", "consent_id": consent_id}
     status, _, body = post_form(authn, "/v1/token", form | client_assertion(authn, client_id, key))
     assert status == 200, body
-    token = json.loads(body)["access_token"]
-    (stack.tmp / "partner-pki").mkdir(mode=0o700)
-    cert = issue_client_certificate(
+    return str(json.loads(body)["access_token"])
+
+
+def partner_certificate(stack: Up, name: str) -> Issued:
+    """A client certificate from the stack's CA, for mTLS to the edge."""
+    state = Path(stack.urls["state_dir"])
+    (stack.tmp / f"{name}-pki").mkdir(mode=0o700)
+    return issue_client_certificate(
         Issued(state / "pki" / "ca.crt", state / "pki" / "ca.key"),
-        stack.tmp / "partner-pki", "budgetly", "budgetly.partner.example",
+        stack.tmp / f"{name}-pki", name, f"{name}.partner.example",
     )  # fmt: skip
+
+
+def signed_request(
+    node: Edge, path: str, token: str, key: keys.PrivateKey, raw: bytes
+) -> dict[str, str]:
+    """The headers of a POST of `raw` to `path` signed with RFC 9421 by `key` (``k1``):
+    over ``@method``, ``@target-uri``, ``content-digest``, ``authorization``, with a
+    fresh ``created``, ``nonce`` and ``Idempotency-Key``."""
+    fields = {
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+        "content-digest": content_digest(raw),
+        "idempotency-key": secrets.token_hex(8),
+    }
+    message = HTTPRequest("POST", f"https://{node.authority}{path}", tuple(fields.items()), raw)
+    sig = sign_request(
+        message, key=key, keyid="k1", created=int(time.time()), nonce=secrets.token_urlsafe(12)
+    )
+    return fields | {"signature-input": sig.signature_input, "signature": sig.signature}
+
+
+def test_the_partner_walkthrough(stack: Up) -> None:
+    urls, state = stack.urls, Path(stack.urls["state_dir"])
+    authn = urls["authn"]
+    admin = (state / "admin-token").read_text().strip()
+
+    # 1. Onboarding: a statement from the directory, dynamic registration.
+    key = keys.generate("sm2")
+    client_id = register_partner(
+        stack, key, "--software-id", "budgetly", "--name", "Budgetly",
+        "--allowed-network", "127.0.0.0/8", "--rate-limit-tier", "partner-trial",
+    )  # fmt: skip
+
+    # 2. A consent request, with a token for managing consents.
+    consent_id = create_consent(authn, client_id, key)
+
+    # 3. The customer approves in the app, with a passkey step-up.
+    customer, accounts = customer_accounts(state)
+    (chosen_id, chosen_number), (other_id, _) = accounts[0], accounts[1]
+    stepped = approve_consent(authn, admin, customer, consent_id, [chosen_id])
+
+    # 4. Tokens acting under the consent; the partner's certificate for mTLS.
+    token = consent_token(authn, client_id, key, consent_id)
+    cert = partner_certificate(stack, "budgetly")
     nodes = [Edge(n["https"], state / "pki" / "ca.crt", cert) for n in urls["edge_nodes"]]
     bearer = {"authorization": f"Bearer {token}", "accept": "application/json"}
 
@@ -244,20 +296,7 @@ def test_the_partner_walkthrough(stack: Up) -> None:
     raw = json.dumps(payment, ensure_ascii=False).encode()
 
     def signed_payment(node: Edge) -> dict[str, str]:
-        fields = {
-            "authorization": f"Bearer {token}",
-            "content-type": "application/json",
-            "content-digest": content_digest(raw),
-            "idempotency-key": secrets.token_hex(8),
-        }
-        message = HTTPRequest(
-            "POST", f"https://{node.authority}/open/v1/payments", tuple(fields.items()), raw
-        )
-        sig = sign_request(
-            message, key=key, keyid="k1", created=int(time.time()),
-            nonce=secrets.token_urlsafe(12),
-        )  # fmt: skip
-        return fields | {"signature-input": sig.signature_input, "signature": sig.signature}
+        return signed_request(node, "/open/v1/payments", token, key, raw)
 
     status, fields, body = nodes[0].send("POST", "/open/v1/payments", bearer, raw)
     assert status == 401 and body["reason"] == ["signature:missing_signature"], body
@@ -326,7 +365,7 @@ def test_the_partner_walkthrough(stack: Up) -> None:
     assert seen.count(200) < TRIAL_LIMIT  # the earlier calls counted, on either node
 
     # 8. The customer revokes: both nodes refuse at once (no consent cache).
-    status, _ = call(authn, "DELETE", f"/v1/consents/{consent_id}", token=stepped["access_token"])
+    status, _ = call(authn, "DELETE", f"/v1/consents/{consent_id}", token=stepped)
     assert status == 204
     for node in nodes:
         status, _, body = node.send("GET", "/open/v1/accounts", bearer)

@@ -146,7 +146,10 @@ def request(
 
 def test_ready_file_names_every_url(up: Up) -> None:
     urls = up.urls
-    for key in ("edge", "edge_tls", "control_plane", "authn", "policy", "corebank", "admin"):
+    for key in (
+        "edge", "edge_tls", "control_plane", "authn", "policy", "corebank", "corebank_sandbox",
+        "admin",
+    ):  # fmt: skip
         assert str(urls[key]).startswith(("http://", "https://")), key
     assert [n["node_id"] for n in urls["edge_nodes"]] == ["edge-1", "edge-2"]
     assert urls["edge"] == urls["edge_nodes"][0]["http"]

@@ -19,6 +19,7 @@ def test_defaults_scripts_rely_on() -> None:
     first = layout.node(1)
     assert (first.http_port, first.https_port, first.agent_ports) == (8080, 8443, (9191, 9192))
     assert (layout.authn_port, layout.corebank_port, layout.policy_port) == (8081, 8090, 8181)
+    assert layout.corebank_sandbox_port == 8091
     assert (layout.xds_port, layout.admin_port) == (18000, 18001)
     assert [(p.http_port, p.https_port) for p in Layout(nodes=3).node_plans()] == [
         (8080, 8443),
@@ -66,6 +67,7 @@ def test_each_node_gets_its_ports_and_agent_config_from_one_plan(tmp_path: Path)
         assert agent.worker_ports() == plan.agent_ports  # what Envoy calls is what binds
         assert agent.node_id == plan.node_id
     assert cfg.clusters["corebank"].endpoints[0].port == layout.corebank_port
+    assert cfg.clusters["corebank-sandbox"].endpoints[0].port == layout.corebank_sandbox_port
     assert cfg.clusters["authn"].endpoints[0].port == layout.authn_port
 
 

@@ -5,7 +5,9 @@
 state's KEK) and publishes its JWKS as ``<state>/up/directory-jwks.json``, which the
 authentication service trusts (`AuthnConfig.directory_jwks`). ``ztgate partner
 statement`` signs a software statement with it — what a real directory would hand a
-vetted partner — for the partner to present at ``POST /v1/register``.
+vetted partner — for the partner to present at ``POST /v1/register``. Its
+``environment`` claim (``--environment``, default production) says whether the
+client will reach the production routes or only the sandbox ones (synthetic data).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from authn.rfc7591 import ENVIRONMENTS
 from authn.service.state import load_or_create_keyring
 from crypto import jose
 from crypto.envelope import KeyEncryptionKeyRing
@@ -48,8 +51,10 @@ def statement(
     ttl: int = 86400,
     allowed_networks: list[str] | None = None,
     rate_limit_tier: str | None = None,
+    environment: str = "production",
 ) -> str:
-    """A software statement (RFC 7591 §2.3) signed with the ring's active key."""
+    """A software statement (RFC 7591 §2.3) signed with the ring's active key; it
+    always names its environment (`authn.rfc7591.ENVIRONMENTS`)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -60,6 +65,7 @@ def statement(
         "software_client_name": name,
         "scope": scope,
         "redirect_uris": redirect_uris,
+        "environment": environment,
     }
     if org_id is not None:
         claims["org_id"] = org_id
@@ -92,6 +98,7 @@ def cmd_statement(args: argparse.Namespace) -> int:
             ttl=args.ttl,
             allowed_networks=args.allowed_network,
             rate_limit_tier=args.rate_limit_tier,
+            environment=args.environment,
         )
     )
     return 0
@@ -122,5 +129,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a CIDR the partner calls from (the edge refuses other addresses)",
     )
     s.add_argument("--rate-limit-tier", help="the quota tier the partner gets")
+    s.add_argument(
+        "--environment",
+        choices=ENVIRONMENTS,
+        default="production",
+        help="production (default): the client reaches the /open/v1 routes; sandbox: only "
+        "the /sandbox/open/v1 routes, served from the sandbox core bank's synthetic data",
+    )
     s.add_argument("--ttl", type=int, default=86400, help="seconds (default one day)")
     s.set_defaults(func=cmd_statement)

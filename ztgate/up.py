@@ -7,7 +7,9 @@ in this order, and stops in the reverse order:
    process's event loop (each is an aiohttp/grpc.aio server; a child process
    would only add start-up time);
 2. the sample core bank, a child process (``python -m gateway.corebank``) that
-   trusts only assertions signed by the edge's key ring;
+   trusts only assertions signed by the edge's key ring, and beside it the sandbox
+   core bank (``--sandbox``: its own synthetic state under ``<state>/corebank-sandbox``,
+   only the open-banking API under ``/sandbox/open/v1``; docs/open-banking.md);
 3. per edge node, the agent workers (``python -m gateway.workers``, a supervisor
    and its worker processes) and Envoy (`edge_nodes.envoy.LocalEnvoy`).
 
@@ -51,6 +53,7 @@ log = logging.getLogger("ztgate.up")
 COMPONENTS: Final = "gateway.components:build_components"
 START_TIMEOUT: Final = 90.0
 STOP_TIMEOUT: Final = 10.0
+SANDBOX_CUSTOMERS: Final = 50
 
 
 class ChildExited(RuntimeError):
@@ -111,11 +114,13 @@ class Stack:
         if self.assertion == "sm2":
             ring_dir, jwks = self._edge_assertion_keys()
             signing = {"assertion_keyring": ring_dir, "assertion_kek": self.state / "kek.json"}
-            await self._start_corebank("--assertion-jwks", jwks)
+            verifier = ("--assertion-jwks", jwks)
         else:
             key = self._edge_assertion_hmac_key()
             signing = {"assertion_hmac_key": key}
-            await self._start_corebank("--assertion-hmac-key", key)
+            verifier = ("--assertion-hmac-key", key)
+        await self._start_corebank(*verifier)
+        await self._start_corebank(*verifier, sandbox=True)
         cp = await self._start_control_plane()
         files = AgentFiles(
             store_url=self._store_url(authn.state.config),
@@ -270,20 +275,27 @@ class Stack:
         self._stops.append((name, child.stop))
         return child
 
-    async def _start_corebank(self, assertion_flag: str, assertion_file: Path) -> None:
-        port = self.layout.corebank_port
+    async def _start_corebank(
+        self, assertion_flag: str, assertion_file: Path, *, sandbox: bool = False
+    ) -> None:
+        """The core bank, or the sandbox one: its own state directory, port and data
+        (a random seed and SANDBOX_CUSTOMERS customers on first start)."""
+        name = "corebank-sandbox" if sandbox else "corebank"
+        port = self.layout.corebank_sandbox_port if sandbox else self.layout.corebank_port
+        extra = ("--sandbox", "--customers", str(SANDBOX_CUSTOMERS)) if sandbox else ()
         await self._spawn(
-            "corebank",
+            name,
             "-m",
             "gateway.corebank",
             "--state-dir",
-            str(self.state / "corebank"),
+            str(self.state / name),
             "--port",
             str(port),
             assertion_flag,
             str(assertion_file),
+            *extra,
         )
-        self.urls["corebank"] = f"http://127.0.0.1:{port}"
+        self.urls[name.replace("-", "_")] = f"http://127.0.0.1:{port}"
 
     async def _start_control_plane(self) -> Any:
         from edge_nodes import pki
@@ -343,6 +355,7 @@ class Stack:
             "authn service": self.urls["authn"].rstrip("/") + "/healthz",
             "policy service": self.urls["policy"] + "/health",
             "core bank": self.urls["corebank"] + "/healthz",
+            "sandbox core bank": self.urls["corebank_sandbox"] + "/healthz",
             "control plane": self.urls["control_plane"] + "/healthz",
         }
         node_ids = [plan.node_id for plan in self.layout.node_plans()]
@@ -452,6 +465,8 @@ def summary(urls: dict[str, Any], seconds: float) -> str:
         f"  API portal     {urls['portal']}  (partner API catalogue, OpenAPI 3.1)",
         f"  response keys  {urls['response_jwks']}  (edge's RFC 9421 response-signing JWKS)",
         f"  core bank      {urls['corebank']}  (reachable directly only with an edge assertion)",
+        f"  sandbox bank   {urls['corebank_sandbox']}  (synthetic data; edge routes"
+        " /sandbox/open/v1, sandbox partners only)",
         f"  control plane  {urls['control_plane']}  (xDS {urls['xds']})",
         "",
         "Try:",
@@ -525,13 +540,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "up",
         help="run the whole gateway on loopback until Ctrl-C: control plane, edge node(s), "
-        "authn, policy service, sample core bank",
+        "authn, policy service, sample core bank and its sandbox",
         description="Run the crypto self-test, then start on loopback the control plane, "
         "--nodes edge nodes (agent workers + Envoy), the authentication service, the "
-        "policy service and the sample core bank; wait until all are healthy, print the "
-        "URLs and example requests, and stop everything on Ctrl-C/SIGTERM. Ports follow "
-        "--base-port (default 8080: edge http://localhost:8080 and https://localhost:8443, "
-        "authn 8081, core bank 8090, policy 8181, control plane 18000/18001); see "
+        "policy service, the sample core bank and the sandbox core bank (synthetic data "
+        "for sandbox partners, behind the edge's /sandbox/open/v1 routes); wait until all "
+        "are healthy, print the URLs and example requests, and stop everything on "
+        "Ctrl-C/SIGTERM. Ports follow --base-port (default 8080: edge "
+        "http://localhost:8080 and https://localhost:8443, authn 8081, core bank 8090, "
+        "sandbox core bank 8091, policy 8181, control plane 18000/18001); see "
         "docs/running.md.",
     )
     p.add_argument("--nodes", type=int, default=1, metavar="N", help="edge nodes (default 1)")

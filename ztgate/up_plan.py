@@ -12,6 +12,7 @@ edge node i>1, HTTP    base + i                8082, 8083, …
 edge node i, HTTPS     base + 362 + i          8443, 8444, …
 authn service          base + 1                8081
 core bank              base + 10               8090
+sandbox core bank      base + 11               8091
 policy service         base + 101              8181
 agent workers, node i  base + 1111 + (i-1)·W   9191, 9192 (W = workers)
 control plane xDS      base + 9920             18000
@@ -76,6 +77,11 @@ class Layout:
         return self.base_port + 10
 
     @property
+    def corebank_sandbox_port(self) -> int:
+        """The sandbox core bank's (synthetic data only; the ``corebank-sandbox`` cluster)."""
+        return self.base_port + 11
+
+    @property
     def policy_port(self) -> int:
         return self.base_port + 101
 
@@ -105,6 +111,7 @@ class Layout:
         out = [
             ("authn service", self.authn_port),
             ("core bank", self.corebank_port),
+            ("sandbox core bank", self.corebank_sandbox_port),
             ("policy service", self.policy_port),
             ("control plane xDS", self.xds_port),
             ("control plane admin", self.admin_port),
@@ -131,7 +138,11 @@ def gateway_document(layout: Layout) -> dict[str, Any]:
     for listener in doc["listeners"]:
         listener["port"] = ports[listener["name"]]
     doc["agent"]["ports"] = list(first.agent_ports)
-    upstreams = {"corebank": layout.corebank_port, "authn": layout.authn_port}
+    upstreams = {
+        "corebank": layout.corebank_port,
+        "corebank-sandbox": layout.corebank_sandbox_port,
+        "authn": layout.authn_port,
+    }
     for name, port in upstreams.items():
         doc["clusters"][name]["endpoints"] = [{"address": "127.0.0.1", "port": port}]
     doc["nodes"] = {

@@ -10,6 +10,11 @@ Who is calling is learnt from the edge's signed identity assertion only:
 `KeyRing.jwks`), ``--assertion-hmac-key FILE`` a shared HMAC-SM3 key instead.
 ``--trust-identity-headers`` (loopback only) believes the unsigned headers; it
 exists for tests.
+
+``--sandbox`` runs a sandbox bank instead: only the open-banking API, under
+``/sandbox/open/v1``, over its own synthetic dataset (a random seed on first start
+unless ``--seed`` is given), every answer marked ``X-Ztgate-Environment: sandbox``;
+a state directory of the other environment is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, required=True, help="where corebank.db lives")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="listen port; 0 picks a free one")
-    p.add_argument("--seed", type=int, default=42, help="synthetic data seed (first start)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="synthetic data seed (first start; default 42, or random with --sandbox)",
+    )
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve only the open-banking API under /sandbox/open/v1, from a separate"
+        " synthetic bank (docs/open-banking.md)",
+    )
     p.add_argument("--customers", type=int, default=200, help="customers to generate")
     p.add_argument(
         "--as-of",
@@ -90,16 +106,23 @@ def _authenticator(args: argparse.Namespace) -> Authenticator:
 
 
 async def _serve(args: argparse.Namespace, authenticate: Authenticator) -> int:
+    environment = "sandbox" if args.sandbox else "production"
     running = await start_corebank(
         args.state_dir,
         authenticate=authenticate,
-        seed=args.seed,
+        seed=args.seed if args.sandbox or args.seed is not None else 42,
+        environment=environment,
         customers=args.customers,
         host=args.host,
         port=args.port,
         as_of=args.as_of,
     )
-    ready = {"url": running.url, "port": running.port, "state_dir": str(args.state_dir)}
+    ready = {
+        "url": running.url,
+        "port": running.port,
+        "state_dir": str(args.state_dir),
+        "environment": environment,
+    }
     print(json.dumps(ready), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -46,9 +46,16 @@ from gateway.corebank.transfers import Payer, TransferRequest, execute_transfer
 
 routes = web.RouteTableDef()
 BASE = "/open/v1"
+LINK_BASE: web.AppKey[str] = web.AppKey("open_banking_link_base", str)
+"""Where the API is mounted, for the links in answers (a sandbox bank's is under
+``/sandbox``); absent: `BASE`."""
 
 
-def _account(a: Account, owner_name: str) -> dict[str, Any]:
+def _base(request: web.Request) -> str:
+    return request.config_dict.get(LINK_BASE, BASE)
+
+
+def _account(a: Account, owner_name: str, base: str = BASE) -> dict[str, Any]:
     return {
         "resourceId": a.account_id,
         "bban": a.number,
@@ -59,8 +66,8 @@ def _account(a: Account, owner_name: str) -> dict[str, Any]:
         "status": "enabled" if a.status == "active" else "blocked",
         "ownerName": owner_name,
         "_links": {
-            "balances": {"href": f"{BASE}/accounts/{a.account_id}/balances"},
-            "transactions": {"href": f"{BASE}/accounts/{a.account_id}/transactions"},
+            "balances": {"href": f"{base}/accounts/{a.account_id}/balances"},
+            "transactions": {"href": f"{base}/accounts/{a.account_id}/transactions"},
         },
     }
 
@@ -87,7 +94,7 @@ def _transaction(t: Transaction) -> dict[str, Any]:
     return doc
 
 
-def _payment(t: Transfer) -> dict[str, Any]:
+def _payment(t: Transfer, base: str = BASE) -> dict[str, Any]:
     return {
         "paymentId": t.transfer_id,
         "transactionStatus": "ACSC" if t.status == "completed" else "RJCT",
@@ -96,7 +103,7 @@ def _payment(t: Transfer) -> dict[str, Any]:
         "creditorAccount": {"bban": t.to_account_number},
         "creditorName": t.payee_name,
         "remittanceInformationUnstructured": t.memo,
-        "_links": {"self": {"href": f"{BASE}/payments/{t.transfer_id}"}},
+        "_links": {"self": {"href": f"{base}/payments/{t.transfer_id}"}},
     }
 
 
@@ -111,7 +118,8 @@ async def accounts(request: web.Request) -> web.Response:
     held = await store(request).accounts_of(owner_of(caller))
     listed = caller.consent.account_ids if caller.consent else frozenset()
     name = await _owner_name(request, caller)
-    return json_ok({"accounts": [_account(a, name) for a in held if a.account_id in listed]})
+    base = _base(request)
+    return json_ok({"accounts": [_account(a, name, base) for a in held if a.account_id in listed]})
 
 
 @routes.get(f"{BASE}/accounts/{{account_id}}/balances")
@@ -151,10 +159,11 @@ async def transactions(request: web.Request) -> web.Response:
         limit=window.limit,
         before=window.before,
     )
-    links: dict[str, Any] = {"account": {"href": f"{BASE}/accounts/{found.account_id}"}}
+    base = _base(request)
+    links: dict[str, Any] = {"account": {"href": f"{base}/accounts/{found.account_id}"}}
     if position:  # same window and page size, from where this page stopped
         query = urlencode({**request.query, "cursor": encode_cursor(position)})
-        links["next"] = {"href": f"{BASE}/accounts/{found.account_id}/transactions?{query}"}
+        links["next"] = {"href": f"{base}/accounts/{found.account_id}/transactions?{query}"}
     return json_ok(
         {
             "account": {"bban": found.number, "currency": found.currency},
@@ -190,9 +199,12 @@ async def initiate_payment(request: web.Request) -> web.Response:
     )
     listed = caller.consent.account_ids if caller.consent else frozenset()
     payer = Payer(f"partner:{caller.subject}", owner, listed, "open_banking")
-    outcome = await execute_transfer(store(request), payer, key, transfer, _payment)
+    base = _base(request)
+    outcome = await execute_transfer(
+        store(request), payer, key, transfer, lambda t: _payment(t, base)
+    )
     payment_id = outcome.body.get("paymentId")
-    return outcome_response(outcome, f"{BASE}/payments/{payment_id}" if payment_id else None)
+    return outcome_response(outcome, f"{base}/payments/{payment_id}" if payment_id else None)
 
 
 @routes.get(f"{BASE}/payments/{{payment_id}}")
@@ -201,4 +213,4 @@ async def payment_status(request: web.Request) -> web.Response:
     found = await store(request).transfer(path_id(request, "payment_id"))
     if found is None or found.initiated_by != f"partner:{caller.subject}":
         raise not_found("payment")
-    return json_ok(_payment(found))
+    return json_ok(_payment(found, _base(request)))

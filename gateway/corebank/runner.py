@@ -46,15 +46,18 @@ async def start_corebank(
     state_dir: Path,
     *,
     authenticate: Authenticator,
-    seed: int = 42,
+    seed: int | None = 42,
     customers: int = 200,
     host: str = "127.0.0.1",
     port: int = 0,
     as_of: date | None = None,
     max_body: int = MAX_BODY,
+    environment: str = "production",
 ) -> RunningCorebank:
     """Open (seeding on first start) the bank in `state_dir` and serve it on host:port
-    (port 0: any free port; the bound one is in the result).
+    (port 0: any free port; the bound one is in the result). A ``sandbox`` bank serves
+    only the open-banking API, under ``/sandbox`` (`gateway.corebank.app`); its
+    `seed` None means a random one on first start.
 
     `trust_identity_headers` believes unsigned identity headers, so it is refused
     unless the service listens on loopback only.
@@ -65,9 +68,15 @@ async def start_corebank(
             " are only accepted on loopback"
         )
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = await open_bank(state_dir, seed=seed, customers=customers, as_of=as_of or today_cst())
+    store = await open_bank(
+        state_dir,
+        seed=seed,
+        customers=customers,
+        as_of=as_of or today_cst(),
+        environment=environment,
+    )
     runner = web.AppRunner(
-        create_app(store, authenticate, max_body=max_body),
+        create_app(store, authenticate, max_body=max_body, environment=environment),
         access_log=None,
         max_line_size=MAX_HEADER,
         max_field_size=MAX_HEADER,
@@ -83,7 +92,10 @@ async def start_corebank(
     bound = _bound_port(runner)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}"
-    log.info("corebank listening", extra={"url": url, "customers": customers})
+    log.info(
+        "corebank listening",
+        extra={"url": url, "customers": customers, "environment": environment},
+    )
     return RunningCorebank(url, bound, runner, store)
 
 

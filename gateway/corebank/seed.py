@@ -3,13 +3,15 @@
 Seeding runs inside one ``BEGIN IMMEDIATE`` transaction that first reads
 ``meta``: two processes starting on an empty directory serialise, and the second
 finds the first's data. A state directory seeded with other parameters is
-refused with an error naming the parameter, never silently mixed.
+refused with an error naming the parameter, never silently mixed; so is a state of
+the other environment (production or sandbox, ``meta.environment``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -30,10 +32,21 @@ class StateMismatch(ValueError):
     """The state directory holds a bank generated with different parameters."""
 
 
-async def open_bank(state_dir: Path, *, seed: int, customers: int, as_of: date) -> BankStore:
+async def open_bank(
+    state_dir: Path,
+    *,
+    seed: int | None,
+    customers: int,
+    as_of: date,
+    environment: str = "production",
+) -> BankStore:
     """The bank in `state_dir`, created from ``generate(seed, customers, as_of)`` if new.
 
-    `as_of` only matters on first start (the day transaction histories end).
+    `as_of` only matters on first start (the day transaction histories end). A None
+    `seed` is a fresh random one on first start and whatever the state holds later
+    (a sandbox's own dataset). `environment` (``production``, ``sandbox``) is recorded
+    on first start and checked later: a production state is never served as a sandbox,
+    nor the reverse (a state from before the field existed is production).
     """
     conn, path = await connect(state_dir)
     try:
@@ -42,9 +55,13 @@ async def open_bank(state_dir: Path, *, seed: int, customers: int, as_of: date) 
             rows = await conn.execute_fetchall("SELECT key, value FROM meta")
             meta = {r[0]: r[1] for r in rows}
             if not meta:
-                await _insert(conn, generate(seed, customers, as_of))
+                chosen = secrets.randbelow(2**31) if seed is None else seed
+                await _insert(conn, generate(chosen, customers, as_of), environment)
             else:
-                _check(meta, {"seed": str(seed), "customers": str(customers)}, state_dir)
+                wanted = {"customers": str(customers), "environment": environment}
+                if seed is not None:
+                    wanted["seed"] = str(seed)
+                _check({"environment": "production", **meta}, wanted, state_dir)
             await conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.OperationalError):
@@ -70,12 +87,13 @@ def _check(meta: dict[str, str], wanted: dict[str, str], state_dir: Path) -> Non
             )
 
 
-async def _insert(conn: aiosqlite.Connection, bank: Bank) -> None:
+async def _insert(conn: aiosqlite.Connection, bank: Bank, environment: str) -> None:
     meta = {
         "schema_version": SCHEMA_VERSION,
         "seed": str(bank.seed),
         "customers": str(len(bank.customers)),
         "as_of": bank.as_of.isoformat(),
+        "environment": environment,
     }
     await conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
     await conn.executemany(

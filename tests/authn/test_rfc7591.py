@@ -166,3 +166,54 @@ async def test_statement_redirect_uris_must_themselves_be_https(dcr: Api) -> Non
 async def test_registration_is_off_without_a_directory(api: Api) -> None:
     reply = await api.call("POST", "/v1/register", json_body={"software_statement": statement()})
     assert (reply.status, reply.error) == (400, "unapproved_software_statement")
+
+
+async def _stored_environment(dcr: Api, client_id: str) -> str:
+    from authn.rfc7591 import open_registrations
+
+    registrations = await open_registrations(dcr.database_url, schema=dcr.schema)
+    try:
+        found = await registrations.get(client_id)
+    finally:
+        await registrations.close()
+    assert found is not None
+    return found.environment
+
+
+@pytest.mark.parametrize("environment", ["sandbox", "production", None])
+async def test_the_statement_names_the_environment_production_by_default(
+    dcr: Api, environment: str | None
+) -> None:
+    ssa = statement(environment=environment)  # None: a statement from before the claim
+    doc = metadata(keys.generate("sm2"), software_statement=ssa)
+    reply = await dcr.call("POST", "/v1/register", json_body=doc)
+    assert reply.status == 201, reply.text
+    expected = environment or "production"
+    assert reply.body["environment"] == expected
+    assert await _stored_environment(dcr, reply.body["client_id"]) == expected
+
+
+@pytest.mark.parametrize("value", ["staging", "", "Sandbox", "sandbox ", 1, True, ["sandbox"], {}])
+async def test_an_unknown_environment_claim_is_refused(dcr: Api, value: object) -> None:
+    doc = metadata(keys.generate("sm2"), software_statement=statement(environment=value))
+    reply = await dcr.call("POST", "/v1/register", json_body=doc)
+    assert (reply.status, reply.error) == (400, "invalid_software_statement"), value
+    assert reply.body["error_description"].startswith("environment:")
+
+
+@pytest.mark.parametrize(
+    ("claimed", "asked"), [("sandbox", "production"), (None, "sandbox"), ("production", "sandbox")]
+)
+async def test_plain_metadata_cannot_change_the_environment(
+    dcr: Api, claimed: str | None, asked: str
+) -> None:
+    """§2.3: the directory's statement wins; a client asking for another environment in
+    its own metadata is refused, never moved (a sandbox client cannot make itself
+    production, nor the reverse)."""
+    ssa = statement(environment=claimed)
+    doc = metadata(keys.generate("sm2"), software_statement=ssa, environment=asked)
+    reply = await dcr.call("POST", "/v1/register", json_body=doc)
+    assert (reply.status, reply.error) == (400, "invalid_client_metadata"), reply.text
+    same = metadata(keys.generate("sm2"), software_statement=statement(environment=claimed),
+                    environment=claimed or "production")  # fmt: skip
+    assert (await dcr.call("POST", "/v1/register", json_body=same)).status == 201

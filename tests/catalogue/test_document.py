@@ -124,6 +124,38 @@ def test_partner_operations_are_the_edges_mtls_partner_routes() -> None:
     assert documented == {rid for rid in routes if rid.startswith("ob.")}
 
 
+def test_the_sandbox_serves_every_partner_operation_under_its_server() -> None:
+    """Every ob.* route has exactly one sandbox twin, sandbox.<id> at /sandbox<path>: the
+    same methods, security, limits and masking, environment sandbox, to a cluster no
+    production route uses; the policy's entries differ by the environment alone, the
+    masking rules not at all; the document's second server is the first's /sandbox."""
+    routes, policy = _gateway_routes(), _policy_routes()
+    raw = resources.files("gateway").joinpath("defaults/gateway.json").read_text()
+    production_clusters = {r["cluster"] for r in json.loads(raw)["routes"]
+                           if r.get("environment", "production") == "production"}  # fmt: skip
+    rules = json.loads(
+        resources.files("gateway.masking").joinpath("rules/default.json").read_text("utf-8")
+    )["routes"]
+    twins = {rid for rid in routes if routes[rid].get("environment") == "sandbox"}
+    assert twins == {f"sandbox.{rid}" for rid in routes if rid.startswith("ob.")}
+    for rid in twins:
+        twin, original = routes[rid], routes[rid.removeprefix("sandbox.")]
+        assert "environment" not in original
+        assert twin["cluster"] not in production_clusters, rid
+        for kind in ("path", "template"):
+            if kind in original:
+                assert twin[kind] == "/sandbox" + original[kind], rid
+        same = {"id", "path", "template", "cluster", "environment"}
+        assert {k: v for k, v in twin.items() if k not in same} == {
+            k: v for k, v in original.items() if k not in same
+        }, rid
+        assert policy[rid] == {**policy[original["id"]], "environment": "sandbox"}, rid
+        assert rules.get(rid) == rules.get(original["id"]), rid
+    first, sandbox = openapi_document()["servers"]
+    assert sandbox["url"] == first["url"] + "/sandbox"
+    assert sandbox["variables"] == first["variables"]
+
+
 def test_documented_scopes_are_declared_and_partner_scopes_only() -> None:
     doc = openapi_document()
     flow = doc["components"]["securitySchemes"]["partnerToken"]["flows"]["clientCredentials"]

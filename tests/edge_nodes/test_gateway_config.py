@@ -67,7 +67,7 @@ def test_default_configuration_is_valid_and_complete() -> None:
 
 def test_default_routes_agree_with_the_default_policy_bundle() -> None:
     """The policy looks a route's requirements up by id: every route the gateway
-    serves must be known there with the same product and classification."""
+    serves must be known there with the same product, classification and environment."""
     data_path = Path(config.__file__).parents[1] / "policy/bundles/default/ztgate/config/data.json"
     policy_routes = json.loads(data_path.read_text())["routes"]
     missing = []
@@ -78,6 +78,7 @@ def test_default_routes_agree_with_the_default_policy_bundle() -> None:
             continue
         assert known["classification"] == route.classification, route.id
         assert known["api_product"] == route.api_product, route.id
+        assert known.get("environment", "production") == route.environment, route.id
     # A missing route would be denied route:unknown for everyone.
     assert missing == []
 

@@ -409,6 +409,7 @@ def test_staff_denied(engine: EmbeddedEngine, change: dict[str, Any], reasons: l
             {"classification": "public", "api_product": "products"},
             ["route:api_product_mismatch", "route:classification_mismatch"],
         ),
+        ({"environment": "sandbox"}, ["route:environment_mismatch"]),
     ],
 )
 def test_route_table_decides(
@@ -420,7 +421,8 @@ def test_route_table_decides(
 def test_every_route_of_the_default_gateway_configuration_is_in_the_table() -> None:
     """A route the gateway serves but the table lacks is denied ``route:unknown`` for
     everyone: each route of gateway/defaults/gateway.json needs an entry with the same
-    classification and API product (the table is the authority, the gateway must agree)."""
+    classification, API product and environment (the table is the authority, the gateway
+    must agree)."""
     raw = resources.files("gateway").joinpath("defaults/gateway.json").read_bytes()
     gateway_routes = json.loads(raw)["routes"]
     assert gateway_routes
@@ -432,6 +434,7 @@ def test_every_route_of_the_default_gateway_configuration_is_in_the_table() -> N
             route["classification"],
             route["api_product"],
         ), route["id"]
+        assert entry.get("environment", "production") == route.get("environment", "production")
 
 
 def test_every_route_in_the_table_denies_anonymous_unless_public(engine: EmbeddedEngine) -> None:

@@ -61,7 +61,15 @@ def _transfer(bank: Bank, i: int) -> Transfer:
 
 
 def documents(bank: Bank) -> Iterator[tuple[str, Any]]:
-    """(route id, body) for every masked route of gateway/defaults/gateway.json."""
+    """(route id, body) for every masked route of gateway/defaults/gateway.json; each
+    open-banking body also as its sandbox twin's (the sandbox bank answers alike)."""
+    for route, doc in _documents(bank):
+        yield route, doc
+        if route.startswith("ob."):
+            yield f"sandbox.{route}", doc
+
+
+def _documents(bank: Bank) -> Iterator[tuple[str, Any]]:
     by_customer = {c.customer_id: c for c in bank.customers}
     for c in bank.customers:
         profile = views.customer_document(c)

@@ -5,7 +5,8 @@
 #   whatever the rules below leave undefined (a missing fact, a misconfigured
 #   route) falls through to the last else, a deny (policy:no_rule_matched;
 #   an else rather than a `default` rule: regorus evaluates it ~3 µs faster). The route's table entry is looked up once, by
-#   key; if it agrees with the gateway's route match, the module of its
+#   key; if it agrees with the gateway's route match (classification, API
+#   product and environment, absent meaning production), the module of its
 #   classification assesses the request (a function returning named checks and
 #   the obligations of an allow) and `outcome` turns that into the decision.
 #   Otherwise data.ztgate.routes.reasons explain the deny.
@@ -30,6 +31,7 @@ decision := result if {
 	entry := cfg.routes[input.route.id]
 	entry.classification == input.route.classification
 	entry.api_product == input.route.api_product
+	object.get(entry, "environment", "production") == object.get(input.route, "environment", "production")
 	settings := cfg.classifications[entry.classification]
 	result := outcome(assess(entry, settings, cfg))
 } else := {

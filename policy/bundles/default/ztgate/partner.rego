@@ -4,8 +4,10 @@
 #   A registered, active partner client with the route's scope, calling from
 #   one of its allowed networks, under an active, unexpired consent covering
 #   the resource the route names (route.params[consent_resource]), with risk
-#   below the threshold, from a device (client) not assessed suspicious. The
-#   partner is looked up by client_id, never searched.
+#   below the threshold, from a device (client) not assessed suspicious, on a
+#   route of the partner's own environment (production or sandbox; absent means
+#   production on both sides). The partner is looked up by client_id, never
+#   searched.
 package ztgate.partner
 
 import rego.v1
@@ -19,7 +21,7 @@ assess(entry, settings, cfg) := {
 			"device:suspicious": input.device.trust != "suspicious",
 			"risk:too_high": input.risk.score < object.get(entry, "risk_threshold", settings.risk_threshold),
 		},
-		client_checks(partner, input.request.client_address),
+		client_checks(partner, input.request.client_address, entry),
 		consent_checks(input.identity.consent, entry),
 	]),
 	"step_up": null,
@@ -37,11 +39,13 @@ assess(entry, settings, cfg) := {
 
 # The bank's own list (data) first; else the facts the gateway read from the partner's
 # dynamic registration (input.identity.partner: status, allowed_networks,
-# rate_limit_tier). Only an unknown client is reported as such; a known one is
-# checked further.
-client_checks(partner, address) := {
+# rate_limit_tier, environment). Only an unknown client is reported as such; a
+# known one is checked further. A sandbox client never passes on a production
+# route, nor a production client on a sandbox one.
+client_checks(partner, address, entry) := {
 	"partner:inactive": partner.status == "active",
 	"partner:network_not_allowed": in_networks(partner.allowed_networks, address),
+	"partner:wrong_environment": object.get(partner, "environment", "production") == object.get(entry, "environment", "production"),
 } if {
 	is_object(partner)
 } else := {"partner:unknown_client": false}

@@ -23,6 +23,12 @@ reasons contains "route:api_product_mismatch" if {
 	data.ztgate.config.routes[input.route.id].api_product != input.route.api_product
 }
 
+# A sandbox route the table lists as production, or the reverse (absent: production).
+reasons contains "route:environment_mismatch" if {
+	entry := data.ztgate.config.routes[input.route.id]
+	object.get(entry, "environment", "production") != object.get(input.route, "environment", "production")
+}
+
 reasons contains "route:unknown_classification" if {
 	entry := data.ztgate.config.routes[input.route.id]
 	not data.ztgate.config.classifications[entry.classification]
