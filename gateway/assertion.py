@@ -56,7 +56,7 @@ from crypto.keyring import KeyRing
 from gateway import ids
 from gateway.jwks import JwksError, parse_jwks
 
-_json_string: Final = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_json_string: Final = json.encoder.encode_basestring_ascii
 
 __all__ = [
     "ASSERTION_TYP",

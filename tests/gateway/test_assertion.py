@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from crypto import jose, keys, sm3
 from crypto.keyring import KeyRing
 from gateway.assertion import (
-    AssertedConsent,
     ASSERTION_TYP,
+    AssertedConsent,
     AssertionKeys,
     AssertionSigner,
     InvalidAssertion,
