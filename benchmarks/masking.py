@@ -16,6 +16,10 @@ profile, a staff customer view — serialised as the core sends them.
    pass-through processor answering every phase with CONTINUE (what
    `gateway.ext_proc` did before masking), measured in the same run. Printed:
    median and p99 per response, responses/s, and the ratio masking / pass-through.
+3. **Through Envoy**, as a client sees it (`benchmarks.masking_envoy`): a real Envoy
+   in front of an upstream serving the same bodies, ext_proc with the response body
+   BUFFERED to the pass-through and to the masking processor (each in its own
+   process), measured in alternating blocks: p50 / p99 per response and the ratios.
 
 A measurement, not a test: exit 0 whatever the figures.
 """
@@ -45,7 +49,9 @@ import grpc  # noqa: E402
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue, Metadata  # noqa: E402
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc  # noqa: E402
 from envoy.service.ext_proc.v3.external_processor_pb2 import (  # noqa: E402
+    BodyMutation,
     BodyResponse,
+    CommonResponse,
     HeadersResponse,
     HttpBody,
     HttpHeaders,
@@ -114,6 +120,21 @@ class PassThrough(external_processor_pb2_grpc.ExternalProcessorServicer):  # typ
                 yield ProcessingResponse(response_headers=HeadersResponse())
             else:
                 yield ProcessingResponse(response_body=BodyResponse())
+
+
+class BodyEcho(external_processor_pb2_grpc.ExternalProcessorServicer):  # type: ignore[misc]
+    """A reference, not a baseline: the body sent back unchanged as a body mutation —
+    what any processor that rewrites bodies pays before doing anything to them."""
+
+    async def Process(self, requests: AsyncIterator[ProcessingRequest], context: Any) -> Any:
+        async for request in requests:
+            phase = request.WhichOneof("request")
+            if phase == "response_headers":
+                yield ProcessingResponse(response_headers=HeadersResponse())
+            else:
+                body = request.response_body.body
+                mutation = CommonResponse(body_mutation=BodyMutation(body=body))
+                yield ProcessingResponse(response_body=BodyResponse(response=mutation))
 
 
 def stream(route: str, body: bytes, profile: str) -> list[ProcessingRequest]:
@@ -196,12 +217,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--envoy-seconds", type=float, default=None, help="through Envoy (default: --seconds x 2)"
+    )
+    parser.add_argument(
+        "--envoy-concurrency",
+        type=int,
+        default=1,
+        help="requests in flight through Envoy (1: latency without queueing)",
+    )
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, {os.cpu_count()} cores")
     engine = MaskingEngine(default_rules(), PseudonymKeys(b"\x11" * 32))
     docs = bodies()
     in_process(engine, docs, args.seconds)
     asyncio.run(through_ext_proc(MaskingSettings(engine), docs, args.seconds, args.concurrency))
+    from benchmarks.masking_envoy import through_envoy
+
+    envoy_seconds = args.envoy_seconds if args.envoy_seconds is not None else 2 * args.seconds
+    asyncio.run(through_envoy(docs, envoy_seconds, args.envoy_concurrency))
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

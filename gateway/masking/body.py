@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
+from gateway.masking import rawtext
 from gateway.masking.engine import MaskingEngine, Request, TooDeep
 
 __all__ = ["BLOCKED_STATUS", "BodyOutcome", "blocked_body", "is_json_type", "mask_body"]
@@ -62,10 +63,6 @@ def is_json_type(kind: str) -> bool:
     )
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _block(reason: str) -> BodyOutcome:
     return BodyOutcome(blocked_body(reason), blocked=True, reason=reason)
 
@@ -86,12 +83,13 @@ def mask_body(
         return _block("unsupported_charset")
     if is_json_type(kind):
         try:
-            doc = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
-        except (UnicodeDecodeError, ValueError):
+            doc, suspects = rawtext.parse(body)
+        except ValueError:  # UnicodeDecodeError included
             return _block("unparseable_body")
         try:
-            return BodyOutcome(engine.mask_json(doc, request).encode())
-        except (TooDeep, RecursionError):
+            return BodyOutcome(engine.mask_json(doc, request, suspects=suspects).encode())
+        except (TooDeep, RecursionError, UnicodeEncodeError):
+            # UnicodeEncodeError: a lone surrogate (``"\ud800"``) cannot be sent as UTF-8.
             return _block("unparseable_body")
     if kind in text_types:
         try:

@@ -235,3 +235,24 @@ def test_a_labelled_name_never_survives_elsewhere(name: str, before: str, after:
     doc = {"name": name, "note": before + name + after, "by": {name: [f"{name}{after}"]}}
     text = ENGINE.mask_json(doc, Request("accounts.transactions", "customer"))
     assert not [s for s in _all_strings(json.loads(text)) if name in s]
+
+
+def test_object_shapes_are_planned_per_route() -> None:
+    # Two routes with as many rules each: their automata have equal states, which
+    # mean different rules; a shape planned on one must not be reused on the other.
+    rules = parse_rules(
+        {
+            "version": 1,
+            "profiles": {"p": {"default": "partial"}},
+            "global": [],
+            "routes": {
+                "a": [{"select": "$.x.secret", "class": "C3"}],
+                "b": [{"select": "$.x.other", "class": "C3"}],
+            },
+        }
+    )
+    engine = MaskingEngine(rules, PseudonymKeys(b"k" * 32))
+    doc = {"x": {"secret": "s", "other": "o"}}
+    assert engine.mask(doc, Request("a", "p")) == {"x": {"other": "o"}}
+    assert engine.mask(doc, Request("b", "p")) == {"x": {"secret": "s"}}
+    assert engine.mask(doc, Request("a", "p")) == {"x": {"other": "o"}}
