@@ -49,6 +49,7 @@ from gateway.agent import AgentStartError, ComponentsFactory, open_agent
 from gateway.agent_config import AgentConfig
 from gateway.ext_authz import start_server
 from gateway.masking.service import MaskingSettings
+from gateway.parent_watch import die_with_parent
 from ztgate import logs
 
 __all__ = ["Supervisor", "WorkerStartError", "main"]
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", required=True, help="MODULE:FACTORY")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    die_with_parent()
     logs.configure(args.log_level)
     try:
         doc = tomllib.loads(args.config.read_text(encoding="utf-8"))

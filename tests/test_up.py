@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import os
 import random
 import secrets
 import signal
@@ -113,9 +114,25 @@ def run_stack(tmp: Path, *extra: str) -> Iterator[Up]:
         urls = json.loads(ready.read_text())
         yield Up(proc, urls, ready, time.monotonic() - began, tmp)
     finally:
-        if proc.poll() is None:
+        _stop_stack(proc)
+
+
+def _stop_stack(proc: subprocess.Popen[bytes]) -> None:
+    """Stop `ztgate up` as an operator would (SIGTERM: it stops every child first);
+    SIGKILL, for it and whatever it left, only if that does not end it. Killing the
+    parent alone would orphan its core banks, agents and Envoys."""
+    children = _descendants(proc.pid)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for pid in children:
+        if _running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +359,22 @@ def test_sigterm_stops_everything(up: Up) -> None:
     for node in up.urls["edge_nodes"]:
         with pytest.raises(OSError):
             request(node["http"], "/api/products")
+
+
+def test_children_end_when_up_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL gives ``ztgate up`` no chance to stop its children: they must end anyway
+    (gateway.parent_watch), not run on orphaned holding their ports."""
+    with run_stack(tmp_path) as stack:
+        children = _descendants(stack.proc.pid)
+        python_children = [
+            pid
+            for pid in children
+            if _running(pid) and Path(f"/proc/{pid}/exe").resolve().name.startswith("python")
+        ]
+        assert len(python_children) >= 3  # core banks, agent supervisors and workers
+        stack.proc.kill()
+        stack.proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in python_children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in python_children if _running(pid)]

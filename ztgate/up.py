@@ -43,6 +43,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from gateway.parent_watch import PARENT_ENV
 from ztgate import config
 from ztgate.crypto_cli import CliError
 from ztgate.partner_cli import DIRECTORY_JWKS, DIRECTORY_KEYS
@@ -269,6 +270,7 @@ class Stack:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=errors,
+                env={**os.environ, PARENT_ENV: str(os.getpid())},  # gateway.parent_watch
             )
         child = Child(name, process, log_path)
         self.children.append(child)

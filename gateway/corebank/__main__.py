@@ -32,6 +32,7 @@ from gateway.assertion import AssertionKeys
 from gateway.corebank.callers import Authenticator, trust_identity_headers, verify_signed_assertions
 from gateway.corebank.runner import start_corebank
 from gateway.corebank.seed import StateMismatch
+from gateway.parent_watch import die_with_parent
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +138,7 @@ async def _serve(args: argparse.Namespace, authenticate: Authenticator) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    die_with_parent()
     # The program's entry point, not a library module: it borrows the CLI's JSON
     # log set-up, as `ztgate` subcommands do; nothing else here imports `ztgate`.
     from ztgate import logs
