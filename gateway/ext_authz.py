@@ -15,15 +15,14 @@ import logging
 from typing import Any, Final
 
 import grpc
-from envoy.service.auth.v3 import external_auth_pb2_grpc
-from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 from gateway import ext_proc
 from gateway.context import RequestRejected, parse_check_request
 from gateway.masking.service import MaskingSettings
 from gateway.pipeline import Deny, Pipeline
 from gateway.response_signing import ResponseSigner
-from gateway.responses import check_response, deny_response
+from gateway.responses import check_response
 
 __all__ = ["AuthorizationService", "start_server"]
 
@@ -37,16 +36,24 @@ SERVER_OPTIONS: Final = (
 )
 
 
-class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
+SERVICE: Final = "envoy.service.auth.v3.Authorization"
+
+
+def _as_bytes(response: bytes) -> bytes:
+    return response
+
+
+class AuthorizationService:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
 
-    async def Check(self, request: CheckRequest, context: Any) -> CheckResponse:
+    async def Check(self, request: CheckRequest, context: Any) -> bytes:
+        """The serialised ``CheckResponse`` (the server's serializer passes bytes on)."""
         try:
             try:
                 ctx = parse_check_request(request)
             except RequestRejected as rejected:
-                return deny_response(self._pipeline.reject(rejected.reason))
+                return check_response(self._pipeline.reject(rejected.reason))
             outcome = await self._pipeline.check(ctx)
             return check_response(outcome, ctx.headers)
         except Exception as exc:
@@ -56,9 +63,9 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                 extra={"event": "gateway.handler_error", "error_type": type(exc).__name__},
             )
             try:
-                return deny_response(self._pipeline.reject("gateway:error"))
+                return check_response(self._pipeline.reject("gateway:error"))
             except Exception:  # the decision log itself failed: still deny
-                return deny_response(Deny(403, "access_denied", ("gateway:error",), ""))
+                return check_response(Deny(403, "access_denied", ("gateway:error",), ""))
 
 
 async def start_server(
@@ -72,8 +79,14 @@ async def start_server(
     processor (`gateway.ext_proc`, with the response `signer`) beside it; port 0
     picks a free one. Returns the started server and its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationService(pipeline), server
+    service = AuthorizationService(pipeline)
+    check = grpc.unary_unary_rpc_method_handler(
+        service.Check,
+        request_deserializer=CheckRequest.FromString,
+        response_serializer=_as_bytes,  # Check answers serialised (gateway.responses)
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Check": check}),)
     )
     ext_proc.add_to_server(server, masking, signer)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+from envoy.service.auth.v3.external_auth_pb2 import CheckResponse
 from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingResponse
 
 from authn.rfc9421 import (
@@ -297,8 +298,10 @@ def test_the_allow_hands_the_signed_request_to_ext_proc() -> None:
     """ext_authz's dynamic metadata carries it; ext_proc reads back the same value."""
     signed = signed_of(partner_request())
     allow = Allow("dec_1", (), "partner", client_id="cli_1", signed_request=signed)
-    fields = check_response(allow).dynamic_metadata.fields
+    fields = CheckResponse.FromString(check_response(allow)).dynamic_metadata.fields
     assert signed_request_from_metadata(fields) == signed
-    plain = check_response(replace(allow, signed_request=None)).dynamic_metadata.fields
+    plain = CheckResponse.FromString(
+        check_response(replace(allow, signed_request=None))
+    ).dynamic_metadata.fields
     assert signed_request_from_metadata(plain) is None
     assert not set(METADATA_KEYS) & set(plain)
