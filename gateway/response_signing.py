@@ -37,14 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     CommonResponse,
-    HeaderMutation,
-    ImmediateResponse,
     ProcessingResponse,
 )
-from envoy.type.v3.http_status_pb2 import HttpStatus
 
 from authn.rfc8941 import StructuredFieldError
 from authn.rfc9421 import (
@@ -56,6 +53,7 @@ from authn.rfc9421 import (
 )
 from crypto import keys
 from crypto.errors import CryptoError
+from gateway.masking.service import blocked
 
 __all__ = [
     "BOUND_REQUEST_COMPONENTS",
@@ -198,24 +196,7 @@ def _set_headers(common: CommonResponse, fields: tuple[tuple[str, str], ...]) ->
 
 
 def _blocked(reason: str) -> ProcessingResponse:
-    body = b'{"error":"response_blocked","reason":"signature:' + reason.encode() + b'"}'
-    return ProcessingResponse(
-        immediate_response=ImmediateResponse(
-            status=HttpStatus(code=BLOCKED_STATUS),
-            headers=HeaderMutation(
-                set_headers=[
-                    HeaderValueOption(
-                        header=HeaderValue(key="content-type", raw_value=b"application/json")
-                    ),
-                    HeaderValueOption(
-                        header=HeaderValue(key="cache-control", raw_value=b"no-store")
-                    ),
-                ]
-            ),
-            body=body,
-            details=f"ztgate_signature_{reason}",
-        )
-    )
+    return blocked("signature", reason)
 
 
 def _response_headers(message: Any) -> tuple[int, tuple[tuple[str, str], ...]]:

@@ -38,9 +38,11 @@ class BodyOutcome:
     changed: bool = True
 
 
-def blocked_body(reason: str) -> bytes:
+def blocked_body(reason: str, step: str = "masking") -> bytes:
+    """The JSON body of a blocked response: ``<step>:<reason>`` (``signature`` for
+    `gateway.response_signing`)."""
     return json.dumps(
-        {"error": "response_blocked", "reason": f"masking:{reason}"}, separators=(",", ":")
+        {"error": "response_blocked", "reason": f"{step}:{reason}"}, separators=(",", ":")
     ).encode()
 
 

@@ -120,7 +120,10 @@ def route_of(attributes: Any) -> str | None:
     return name or None
 
 
-def _blocked(reason: str) -> ProcessingResponse:
+def blocked(step: str, reason: str) -> ProcessingResponse:
+    """The response that replaces one the edge will not let out: `BLOCKED_STATUS` with a
+    JSON reason ``<step>:<reason>`` (``masking`` here, ``signature`` in
+    `gateway.response_signing`) and ``details`` Envoy logs."""
     return ProcessingResponse(
         immediate_response=ImmediateResponse(
             status=HttpStatus(code=BLOCKED_STATUS),
@@ -134,10 +137,14 @@ def _blocked(reason: str) -> ProcessingResponse:
                     ),
                 ]
             ),
-            body=blocked_body(reason),
-            details=f"ztgate_masking_{reason}",
+            body=blocked_body(reason, step),
+            details=f"ztgate_{step}_{reason}",
         )
     )
+
+
+def _blocked(reason: str) -> ProcessingResponse:
+    return blocked("masking", reason)
 
 
 def _header(headers: Any, name: str) -> str | None:
