@@ -17,6 +17,11 @@ class AuthnError(Exception):
     description: str = ""
     status: int = 400
     headers: dict[str, str] = field(default_factory=dict)
+    lapsed: bool = False
+    """A genuine credential outside its validity window (expired, not yet valid): what a
+    legitimate client produces with a token it failed to refresh in time or under clock
+    skew, unlike a forged, tampered, revoked or foreign one. The edge's risk scoring
+    counts only the latter as failed authentications."""
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.code}: {self.description}" if self.description else self.code)

@@ -269,10 +269,11 @@ class TokenVerifier:
         """Forget every verified token (e.g. after an emergency key removal)."""
         self._cache.clear()
 
-    def _error(self, description: str, dpop: bool) -> AuthnError:
+    def _error(self, description: str, dpop: bool, *, lapsed: bool = False) -> AuthnError:
         """``invalid_token`` (RFC 6750 §3.1), under the DPoP scheme when DPoP is in play
         (RFC 9449 §7.1) so the client knows which proof to send."""
         error = invalid_token(description)
+        error.lapsed = lapsed
         if dpop:
             error.headers["WWW-Authenticate"] = (
                 f'DPoP error="invalid_token", error_description="{description}", '
@@ -437,8 +438,8 @@ class TokenVerifier:
         except (ValueError, RecursionError):
             raise self._error("malformed claims", in_dpop) from None
 
-        def fail(description: str) -> NoReturn:
-            raise self._error(description, in_dpop or _is_dpop_bound(claims))
+        def fail(description: str, *, lapsed: bool = False) -> NoReturn:
+            raise self._error(description, in_dpop or _is_dpop_bound(claims), lapsed=lapsed)
 
         if not isinstance(claims, dict):
             fail("malformed claims")
@@ -453,9 +454,9 @@ class TokenVerifier:
         leeway = self._config.leeway
         exp, iat = claims["exp"], claims["iat"]
         if exp <= now - leeway:
-            fail("token expired")
+            fail("token expired", lapsed=True)
         if "nbf" in claims and claims["nbf"] > now + leeway:
-            fail("token not yet valid (nbf)")
+            fail("token not yet valid (nbf)", lapsed=True)
         if iat > now + leeway:
             fail("token issued in the future (iat)")
         if exp - iat > self._config.access_ttl + leeway:  # keeps revocation pruning sound

@@ -91,12 +91,6 @@ class AuthFailures(Protocol):
     async def record_auth_failure(self, subject: str | None, client_ip: str, at: float) -> bool: ...
 
 
-BENIGN_TOKEN_FAILURES: Final = frozenset({"token expired", "token not yet valid (nbf)"})
-"""`authn.tokens.TokenVerifier` descriptions a legitimate client produces (a token
-that lapsed before its refresh, clock skew): not counted as failed authentications.
-Forged, tampered, malformed, revoked or foreign tokens are."""
-
-
 @dataclass(frozen=True)
 class Components:
     """The pluggable steps of a worker's pipeline."""
@@ -307,7 +301,7 @@ class Pipeline:
             if (
                 self._auth_failures is not None
                 and exc.code == "invalid_token"
-                and exc.description not in BENIGN_TOKEN_FAILURES
+                and not exc.lapsed  # forged, tampered, revoked or foreign: counted
             ):
                 await self._auth_failures.record_auth_failure(None, ctx.client_address, now)
             reason = f"identity:{exc.code}"

@@ -511,3 +511,23 @@ async def test_hostile_claims_under_our_signature_only_raise_authn_error(
         assert (err.code, err.status) == ("invalid_token", 401)
     else:
         assert verified.claims_dict() == json.loads(json.dumps(claims))
+
+
+async def test_only_a_lapse_in_time_is_flagged_lapsed(env: Env) -> None:
+    """Expired and not-yet-valid tokens are genuine, just outside their window (the edge
+    does not count them as attacks); a forged, foreign or malformed one never is."""
+    now, leeway, ttl = int(env.clock()), env.config.leeway, env.config.access_ttl
+
+    async def lapsed(token: str) -> bool:
+        with pytest.raises(AuthnError) as info:
+            await env.verifier.verify(token)
+        return info.value.lapsed
+
+    assert await lapsed(env.forge(env.claims(nbf=now + leeway + 1)))
+    assert not await lapsed(env.forge(env.claims(iss="https://evil.example")))
+    assert not await lapsed(env.forge(env.claims(iat=now + leeway + 1, exp=now + ttl)))
+    assert not await lapsed(env.forge(env.claims(aud="core-banking")))
+    token = await env.token()
+    assert not await lapsed(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
+    env.clock.advance(ttl + leeway)
+    assert await lapsed(token)
