@@ -24,7 +24,7 @@ replaced by a 502 with the masking block's body and a ``signature:<why>``
 reason in the agent's log, never sent unsigned. A response masking blocks is
 Envoy's own 502 and not signed. The public key is published as a JWKS
 (`ResponseSigner.jwks`; ``ztgate up`` serves it at
-``/.well-known/edge-response-jwks.json`` on the authentication service,
+``/portal/response-jwks.json`` on the authentication service,
 docs/http-signatures.md).
 """
 
