@@ -92,8 +92,15 @@ def _schema_errors(doc: Any) -> None:
         raise RulesError(str(exc)) from None
 
 
+_TEXT_TAKES_NO_ACTION: Final = (
+    "free text takes no action: the detector masks what it finds in it, by that kind's action"
+)
+
+
 def _profile(name: str, doc: Mapping[str, Any]) -> Profile:
     actions = {Kind(k): Action(v) for k, v in doc.get("actions", {}).items()}
+    if Kind.TEXT in actions:
+        raise RulesError(f"profiles.{name}.actions.text: {_TEXT_TAKES_NO_ACTION}")
     for kind, action in actions.items():
         if action is Action.GENERALISE and kind not in GENERALISABLE:
             raise RulesError(
@@ -133,6 +140,8 @@ def _rule(where: str, doc: Mapping[str, Any], profiles: Mapping[str, Profile]) -
     if unknown:
         raise RulesError(f"{label}: no profile named {', '.join(unknown)}")
     actions = {p: Action(a) for p, a in doc.get("actions", {}).items()}
+    if kind is Kind.TEXT and actions:
+        raise RulesError(f"{label}: actions: {_TEXT_TAKES_NO_ACTION}")
     for profile, action in actions.items():
         if action is Action.GENERALISE and kind not in GENERALISABLE:
             raise RulesError(f"{label}: {profile}: generalise has no meaning for {kind}")

@@ -109,6 +109,17 @@ def test_errors_name_the_offending_rule() -> None:
 
     assert "global[0]" in _broken(extra)
 
+    def text_action(d: dict[str, Any]) -> None:
+        d["profiles"]["audit"]["actions"]["text"] = "remove"
+
+    assert _broken(text_action).startswith("profiles.audit.actions.text: free text takes no")
+
+    def text_rule_action(d: dict[str, Any]) -> None:
+        rule = next(r for r in d["global"] if r["select"] == "$..memo")
+        rule["actions"] = {"audit": "remove"}
+
+    assert "($..memo): actions: free text takes no action" in _broken(text_rule_action)
+
 
 def test_load_rules_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "rules.json"
